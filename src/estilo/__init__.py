@@ -1,0 +1,54 @@
+"""estilo: neural style transfer that reproduces Carvalho & Oliveira's system, then improves on it.
+
+>>> import estilo
+>>> result = estilo.stylize("photo.jpg", "painting.jpg", iterations=200)  # doctest: +SKIP
+>>> result.save("out.png")  # doctest: +SKIP
+
+Heavy modules (torch, PIL) load on first use, so ``import estilo`` and ``estilo --help`` are
+instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .core.config import PRESETS, StyleConfig, resolve
+from .errors import ConfigError, EstiloError, ImageError
+
+if TYPE_CHECKING:
+    from .core.stylize import Iterate, LossRecord
+    from .image.io import load_image, save_image
+    from .pipeline import Stylized, stylize
+
+__version__ = "0.1.0"
+__all__ = [
+    "PRESETS",
+    "ConfigError",
+    "EstiloError",
+    "ImageError",
+    "Iterate",
+    "LossRecord",
+    "StyleConfig",
+    "Stylized",
+    "__version__",
+    "load_image",
+    "resolve",
+    "save_image",
+    "stylize",
+]
+
+_LAZY = {
+    "Iterate": "core.stylize",
+    "LossRecord": "core.stylize",
+    "load_image": "image.io",
+    "save_image": "image.io",
+    "Stylized": "pipeline",
+    "stylize": "pipeline",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'estilo' has no attribute {name!r}")

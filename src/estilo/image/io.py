@@ -1,0 +1,214 @@
+"""Reading and writing images safely.
+
+Reading: any format Pillow knows, EXIF orientation applied, embedded ICC profiles converted to
+sRGB, greyscale/palette/CMYK/16-bit converted to RGB floats in [0, 1], alpha kept apart. The
+pixel count is checked *before* decoding, which also stops decompression bombs.
+Writing: format from the extension, to a temporary file in the same folder, then an atomic
+rename, so an output is either complete or absent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import torch
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from torch import Tensor
+
+from ..errors import ImageError
+
+#: Extensions we write, and the Pillow format for each.
+WRITE_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".bmp": "BMP",
+}
+_ALPHA_FORMATS = {"PNG", "WEBP", "TIFF"}
+DEFAULT_MAX_PIXELS = 64_000_000
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """An image as (3, H, W) float32 RGB in [0, 1] plus its alpha (1, H, W), if any."""
+
+    rgb: Tensor
+    alpha: Tensor | None = None
+
+
+def load_image(
+    source: str | Path | Image.Image, max_pixels: int = DEFAULT_MAX_PIXELS, what: str = "image"
+) -> LoadedImage:
+    """Read an image file (or convert a PIL image).
+
+    Args:
+        source: a path or an open PIL image.
+        max_pixels: refuse images with more pixels than this.
+        what: how to name the image in errors ("content image", ...).
+
+    Raises:
+        ImageError: missing, empty, unreadable, truncated, not an image, or too large.
+    """
+    if isinstance(source, Image.Image):
+        return _to_tensors(_normalise(source), what)
+    path = Path(source)
+    label = f"{what} {str(path)!r}"
+    if not path.exists():
+        raise ImageError(f"{label}: no such file")
+    if path.is_dir():
+        raise ImageError(f"{label} is a folder, not an image")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImageError(f"{label}: cannot read ({exc.strerror})") from None
+    if not data:
+        raise ImageError(f"{label} is empty")
+    with _pillow_guard(label):
+        image = Image.open(io.BytesIO(data))
+        width, height = image.size
+        if width * height > max_pixels:
+            raise ImageError(
+                f"{label} has {width}x{height} = {width * height:,} pixels, over the limit of "
+                f"{max_pixels:,} (raise it with --max-pixels)"
+            )
+        image.load()
+        return _to_tensors(_normalise(image), label)
+
+
+@contextlib.contextmanager
+def _pillow_guard(label: str) -> Iterator[None]:
+    """Turn Pillow's many failure modes into one-line ImageErrors."""
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # we check the pixel count ourselves, with a clear message
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            yield
+    except UnidentifiedImageError:
+        raise ImageError(f"{label} is not an image (or not a format Pillow can read)") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ImageError(f"{label} is damaged or truncated: {reason}") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def _normalise(image: Image.Image) -> Image.Image:
+    """Apply EXIF orientation and convert to sRGB 'RGB' or 'RGBA' (16-bit greyscale kept as I)."""
+    image = ImageOps.exif_transpose(image)
+    icc = image.info.get("icc_profile")
+    if icc and image.mode in ("RGB", "RGBA", "CMYK"):
+        with contextlib.suppress(ImageCms.PyCMSError, OSError):
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            mode = "RGBA" if image.mode == "RGBA" else "RGB"
+            image = (
+                ImageCms.profileToProfile(
+                    image, source, ImageCms.createProfile("sRGB"), outputMode=mode
+                )
+                or image
+            )
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        return image  # high bit depth greyscale: scaled in _to_tensors
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode in ("LA", "PA", "La", "RGBa"):
+        image = image.convert("RGBA")
+    if image.mode not in ("RGB", "RGBA"):
+        image = image.convert("RGB")  # L, 1, CMYK (no profile), YCbCr, LAB, HSV
+    return image
+
+
+def _to_tensors(image: Image.Image, label: str) -> LoadedImage:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        array = np.asarray(image, dtype=np.float32)
+        scale = 1.0 if image.mode == "F" else 255.0 if array.max(initial=0) <= 255 else 65535.0
+        grey = torch.from_numpy(np.clip(array / scale, 0.0, 1.0))
+        return LoadedImage(grey.unsqueeze(0).expand(3, -1, -1).contiguous())
+    array = np.asarray(image, dtype=np.float32) / 255.0
+    if array.ndim != 3 or min(array.shape[:2]) < 1:
+        raise ImageError(f"{label} has no pixels")
+    tensor = torch.from_numpy(array).permute(2, 0, 1).contiguous()
+    if image.mode == "RGBA":
+        return LoadedImage(tensor[:3].contiguous(), tensor[3:].contiguous())
+    return LoadedImage(tensor)
+
+
+def output_format(path: str | Path) -> str:
+    """The Pillow format for an output path, from its extension."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in WRITE_FORMATS:
+        raise ImageError(
+            f"output {str(path)!r}: unknown image extension {suffix or '(none)'!r}; "
+            f"use one of {', '.join(WRITE_FORMATS)}"
+        )
+    return WRITE_FORMATS[suffix]
+
+
+def to_pil(rgb: Tensor, alpha: Tensor | None = None) -> Image.Image:
+    """(3, H, W) or (1, 3, H, W) floats in [0, 1] (and optional alpha) -> 8-bit PIL image."""
+    rgb = rgb.detach().float().cpu().reshape(3, *rgb.shape[-2:])
+    channels = (
+        [rgb] if alpha is None else [rgb, alpha.detach().float().cpu().reshape(1, *rgb.shape[-2:])]
+    )
+    array = torch.cat(channels).clamp(0, 1).mul(255).round().to(torch.uint8)
+    return Image.fromarray(array.permute(1, 2, 0).numpy(), "RGB" if alpha is None else "RGBA")
+
+
+def save_image(rgb: Tensor, path: str | Path, alpha: Tensor | None = None) -> Path:
+    """Write an image atomically; the format follows the extension.
+
+    Alpha is written where the format holds it (PNG, WebP, TIFF) and dropped otherwise.
+
+    Raises:
+        ImageError: unknown extension or a folder that cannot be written.
+    """
+    path = Path(path)
+    fmt = output_format(path)
+    image = to_pil(rgb, alpha if fmt in _ALPHA_FORMATS else None)
+    options = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}}.get(fmt, {})
+    atomic_write(path, lambda handle: image.save(handle, format=fmt, **options))
+    return path
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Call ``write(binary_handle)`` on a temporary file beside ``path``, then rename it over.
+
+    A crash or interrupt leaves at most a hidden temporary file that is removed on failure,
+    never a half-written ``path``.
+    """
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise ImageError(f"cannot write {str(path)!r}: {exc.strerror}") from None
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise ImageError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

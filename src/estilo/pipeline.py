@@ -1,0 +1,211 @@
+"""From files (or PIL images, or tensors) to a saved picture: load, resize, stylize, save.
+
+This is the layer between the user-facing front ends (CLI, web, experiments) and the pure
+``core``. It owns everything with side effects: reading inputs, checking an output can be
+written *before* spending minutes of compute, intermediate snapshots, the history CSV, and the
+atomic save of the best image whatever way the run ended.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import functools
+import io
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor
+
+from .core.config import StyleConfig, resolve
+from .core.stylize import Iterate, LossRecord, Result
+from .core.stylize import stylize as optimise
+from .core.vgg import Weights, load_weights
+from .errors import ImageError
+from .image.io import LoadedImage, atomic_write, load_image, output_format, save_image, to_pil
+
+ImageSource = str | Path | Image.Image | Tensor
+HISTORY_COLUMNS = ("iteration", "seconds", "loss", "content", "style", "tv")
+
+
+@dataclass
+class Stylized:
+    """A finished run: the best image (3, H, W), the content's alpha if it had one, the loss
+    history, how the run ended and the configuration that produced it."""
+
+    image: Tensor
+    alpha: Tensor | None
+    history: list[LossRecord]
+    status: str
+    best_iteration: int
+    seconds: float
+    config: StyleConfig
+
+    def to_pil(self) -> Image.Image:
+        return to_pil(self.image, self.alpha)
+
+    def save(self, path: str | Path) -> Path:
+        return save_image(self.image, path, self.alpha)
+
+
+@functools.lru_cache(maxsize=2)
+def cached_weights(path: str) -> Weights:
+    """Weights are read once per process (the web UI and experiment runner reuse them)."""
+    return load_weights(path or None)
+
+
+def read(source: ImageSource, config: StyleConfig, what: str) -> LoadedImage:
+    """Any accepted image source as a LoadedImage."""
+    if isinstance(source, Tensor):
+        rgb = source.detach().float().squeeze(0) if source.dim() == 4 else source.detach().float()
+        if rgb.dim() != 3 or rgb.shape[0] != 3 or rgb.shape[-1] < 1 or rgb.shape[-2] < 1:
+            raise ImageError(f"{what}: a tensor must have shape (3, H, W) or (1, 3, H, W)")
+        if not torch.isfinite(rgb).all() or rgb.min() < 0 or rgb.max() > 1:
+            raise ImageError(f"{what}: tensor values must be finite and in [0, 1]")
+        return LoadedImage(rgb.cpu())
+    return load_image(source, config.max_pixels, what)
+
+
+def working_size(height: int, width: int, config: StyleConfig) -> tuple[int, int]:
+    """(H, W) to optimise at: SIZE x SIZE with ``square`` (the paper), else the longest side
+    scaled to SIZE with the aspect ratio kept."""
+    if config.square:
+        return config.size, config.size
+    scale = config.size / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def resize(image: Tensor, size: tuple[int, int]) -> Tensor:
+    """(C, H, W) -> (C, h, w), antialiased bicubic, clipped to [0, 1]."""
+    if tuple(image.shape[-2:]) == size:
+        return image
+    resized = F.interpolate(
+        image.unsqueeze(0), size=size, mode="bicubic", antialias=True, align_corners=False
+    )
+    return resized.squeeze(0).clamp(0.0, 1.0)
+
+
+def stylize(
+    content: ImageSource,
+    style: ImageSource,
+    config: StyleConfig | None = None,
+    callback: Callable[[Iterate], bool | None] | None = None,
+    **overrides: Any,
+) -> Stylized:
+    """Stylize ``content`` with ``style``: the Python API.
+
+    Args:
+        content: path, PIL image or (3, H, W) tensor in [0, 1]. Its alpha comes back.
+        style: path, PIL image or tensor.
+        config: a StyleConfig (default: the ``default`` preset).
+        callback: gets an :class:`Iterate` each iteration; return True to stop.
+        **overrides: any StyleConfig field, e.g. ``iterations=100``; ``preset="paper"`` too.
+
+    Returns:
+        A :class:`Stylized` with the best image and the loss history.
+    """
+    preset = overrides.pop("preset", None)
+    if preset is not None:
+        config = resolve(preset, **overrides)
+    else:
+        config = resolve(base=config or StyleConfig(), **overrides)
+    content_image = read(content, config, "content image")
+    style_image = read(style, config, "style image")
+    init = None
+    if config.init not in ("content", "noise"):
+        init = read(config.init, config, "init image").rgb
+
+    size = working_size(content_image.rgb.shape[-2], content_image.rgb.shape[-1], config)
+    style_size = working_size(style_image.rgb.shape[-2], style_image.rgb.shape[-1], config)
+    content_rgb = resize(content_image.rgb, size)
+    result: Result = optimise(
+        content_rgb.unsqueeze(0),
+        resize(style_image.rgb, style_size).unsqueeze(0),
+        config,
+        init=None if init is None else resize(init, size).unsqueeze(0),
+        callback=callback,
+        weights=cached_weights(config.weights),
+    )
+    alpha = None if content_image.alpha is None else resize(content_image.alpha, size)
+    return Stylized(
+        result.image.squeeze(0).cpu(),
+        alpha,
+        result.history,
+        result.status,
+        result.best_iteration,
+        result.seconds,
+        config,
+    )
+
+
+def check_output(output: Path, inputs: list[Path]) -> None:
+    """Fail before any compute if ``output`` cannot be written or would clobber an input."""
+    if output.is_dir():
+        raise ImageError(f"output {str(output)!r} is a folder; give a file name")
+    output_format(output)
+    folder = output.parent if str(output.parent) else Path(".")
+    if not folder.is_dir():
+        raise ImageError(f"output folder {str(folder)!r} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise ImageError(f"output folder {str(folder)!r} is not writable")
+    target = output.resolve()
+    for source in inputs:
+        if source.resolve() == target:
+            raise ImageError(f"output {str(output)!r} is one of the inputs; refusing to overwrite")
+
+
+def snapshot_path(output: Path, iteration: int) -> Path:
+    """Where ``--save-every`` puts iteration N: ``out.png`` -> ``out_00100.png``."""
+    return output.with_name(f"{output.stem}_{iteration:05d}{output.suffix}")
+
+
+def write_history(path: Path, history: list[LossRecord]) -> None:
+    """The loss history as CSV (columns: HISTORY_COLUMNS), written atomically."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(HISTORY_COLUMNS)
+    for record in history:
+        row = dataclasses.astuple(record)
+        writer.writerow([row[0], *(f"{value:.6g}" for value in row[1:])])
+    atomic_write(path, lambda handle: handle.write(buffer.getvalue().encode()))
+
+
+def run(
+    content: Path,
+    style: Path,
+    output: Path,
+    config: StyleConfig,
+    callback: Callable[[Iterate], bool | None] | None = None,
+    history: Path | None = None,
+) -> Stylized:
+    """The CLI's job: check outputs, stylize, save snapshots, the image and the history.
+
+    The best image is saved however the run ends (completed, stopped, diverged, interrupted).
+    """
+    inputs = [content, style] + (
+        [Path(config.init)] if config.init not in ("content", "noise") else []
+    )
+    check_output(output, inputs)
+    if history is not None:
+        if history.suffix.lower() != ".csv":
+            raise ImageError(f"history {str(history)!r} must be a .csv file")
+        folder = history.parent if str(history.parent) else Path(".")
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            raise ImageError(f"history folder {str(folder)!r} does not exist or is not writable")
+
+    def on_iterate(step: Iterate) -> bool | None:
+        if config.save_every and step.iteration % config.save_every == 0:
+            save_image(step.image, snapshot_path(output, step.iteration))
+        return callback(step) if callback is not None else None
+
+    result = stylize(content, style, config, on_iterate)
+    result.save(output)
+    if history is not None:
+        write_history(history, result.history)
+    return result

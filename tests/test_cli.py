@@ -1,0 +1,356 @@
+"""The command line, run in-process through main(argv) and, where signals matter, as a process."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from estilo import cli
+from estilo.core.config import FIELDS, PRESETS, StyleConfig, resolve
+
+FAST = ["--size", "48", "--iterations", "3", "--device", "cpu"]
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    with Image.open(path) as image:
+        return image.size
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_stylize_end_to_end(
+    tmp_path: Path, image_pair: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    content, style = image_pair
+    out, history = tmp_path / "out.png", tmp_path / "history.csv"
+    code, stdout, err = run_cli(
+        capsys,
+        "stylize",
+        str(content),
+        str(style),
+        "-o",
+        str(out),
+        *FAST,
+        "--log-every",
+        "1",
+        "--save-every",
+        "2",
+        "--history",
+        str(history),
+    )
+    assert code == 0, err
+    assert image_size(out) == (48, 36)  # longest side 48, aspect kept from 64x48
+    lines = [line for line in stdout.splitlines() if line.startswith("iteration")]
+    assert len(lines) == 3
+    fields = lines[0].split()
+    assert fields[0::2] == ["iteration", "loss", "content", "style"]
+    assert all(float(value) >= 0 for value in fields[1::2])
+    assert (tmp_path / "out_00002.png").exists()
+    rows = list(csv.reader(history.read_text().splitlines()))
+    assert rows[0] == ["iteration", "seconds", "loss", "content", "style", "tv"]
+    assert [row[0] for row in rows[1:]] == ["1", "2", "3"]
+
+
+def test_epochs_is_an_alias_and_quiet_prints_nothing(
+    tmp_path: Path, image_pair: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out.jpg"
+    code, stdout, err = run_cli(
+        capsys,
+        "stylize",
+        *map(str, image_pair),
+        "-o",
+        str(out),
+        "--size",
+        "32",
+        "--epochs",
+        "2",
+        "--log-every",
+        "1",
+        "--quiet",
+        "--optimizer",
+        "adam",
+    )
+    assert code == 0 and stdout == "" and err == ""
+    with Image.open(out) as image:
+        assert image.format == "JPEG"
+
+
+def test_rgba_content_gets_its_alpha_back(
+    tmp_path: Path, image_pair: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    content = tmp_path / "rgba.png"
+    with Image.open(image_pair[0]) as opened:
+        image = opened.convert("RGBA")
+    image.putalpha(Image.linear_gradient("L").resize(image.size))
+    image.save(content)
+    out = tmp_path / "out.png"
+    code, _, err = run_cli(
+        capsys, "stylize", str(content), str(image_pair[1]), "-o", str(out), *FAST, "--quiet"
+    )
+    assert code == 0, err
+    with Image.open(out) as result:
+        assert result.mode == "RGBA"
+        alpha = result.getchannel("A")
+        assert alpha.getpixel((0, 0)) < 30 and alpha.getpixel((0, result.height - 1)) > 220
+
+
+def test_print_config_round_trips_through_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, toml, _ = run_cli(
+        capsys,
+        "stylize",
+        "a.png",
+        "b.png",
+        "-o",
+        "c.png",
+        "--preset",
+        "paper",
+        "--iterations",
+        "10",
+        "--print-config",
+    )
+    assert code == 0
+    assert "iterations = 10\n" in toml and 'optimizer = "adam"' in toml
+    path = tmp_path / "run.toml"
+    path.write_text(toml)
+    assert resolve(file=path) == resolve("paper", iterations=10)
+
+
+def test_flags_override_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "run.toml"
+    path.write_text('preset = "paper"\nlr = 0.1\n')
+    code, toml, _ = run_cli(
+        capsys,
+        "stylize",
+        "a",
+        "b",
+        "-o",
+        "c.png",
+        "--config",
+        str(path),
+        "--lr",
+        "0.5",
+        "--print-config",
+    )
+    assert code == 0 and "lr = 0.5\n" in toml and "size = 1024\n" in toml
+
+
+def test_every_config_field_has_a_flag_with_the_same_default() -> None:
+    parser = cli.build_parser()
+    stylize = parser._subparsers._group_actions[0].choices["stylize"]  # type: ignore[union-attr]
+    flags = {action.dest: action for action in stylize._actions}
+    for name in FIELDS:
+        assert name in flags, name
+        # The help text shows the default preset's value.
+        default = getattr(StyleConfig(), name)
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else str(default)
+        assert f"(default: {shown})" in flags[name].help
+
+
+def test_paper_preset_is_exactly_the_paper() -> None:
+    config = resolve("paper")
+    assert (config.size, config.square, config.init) == (1024, True, "content")
+    assert (config.optimizer, config.lr, config.iterations) == ("adam", 0.01, 4000)
+    assert config.style_layers == ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    assert config.content_layers == ("relu5_2",)  # Keras block5_conv2 (ReLU built in)
+    assert (config.content_weight, config.style_weight, config.tv_weight) == (1e-2, 1e-2, 0.0)
+    assert config.log_every == 100 and config.layer_weighting == "equal"
+    assert (config.adam_beta1, config.adam_beta2, config.adam_eps) == (0.99, 0.999, 0.1)
+    assert config.pooling == "max" and config.style_loss == "gram"
+    assert set(PRESETS) == {"default", "paper"}
+
+
+def test_any_flag_overrides_a_preset() -> None:
+    config = resolve("paper", size=256, optimizer="lbfgs")
+    assert (config.size, config.optimizer, config.iterations) == (256, "lbfgs", 4000)
+
+
+BAD_OPTIONS = [
+    (["--optimizer", "adamw"], "unknown optimizer 'adamw' (did you mean 'adam'?)"),
+    (["--preset", "fast"], "invalid choice"),
+    (["--style-layers", "relu9_1"], "unknown VGG19 layer 'relu9_1'"),
+    (["--content-layers", "block6_conv1"], "unknown VGG19 layer"),
+    (["--size", "0"], "size must be between"),
+    (["--size", "big"], "not a valid int"),
+    (["--iterations", "-5"], "iterations must be between"),
+    (["--style-weight", "-1"], "style_weight must be a finite number >= 0"),
+    (["--content-weight", "nan"], "content_weight must be a finite number"),
+    (["--lr", "0"], "lr must be a positive number"),
+    (["--pooling", "min"], "pooling must be one of"),
+    (["--style-layer-weights", "1,2"], "2 values for 5 style layers"),
+    (["--device", "tpu"], "device must be one of"),
+    (["--bogus"], "unrecognized arguments"),
+]
+
+
+@pytest.mark.parametrize(("extra", "message"), BAD_OPTIONS, ids=[b[0][0] for b in BAD_OPTIONS])
+def test_bad_options_exit_2_with_one_line(
+    tmp_path: Path,
+    image_pair: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
+    extra: list[str],
+    message: str,
+) -> None:
+    out = tmp_path / "out.png"
+    code, stdout, err = run_cli(capsys, "stylize", *map(str, image_pair), "-o", str(out), *extra)
+    assert code == 2 and stdout == ""
+    assert err.startswith("estilo: error: ") and err.count("\n") == 1, err
+    assert message in err
+    assert not out.exists()
+
+
+def bad_image_cases(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    truncated = tmp_path / "cut.png"
+    Image.effect_noise((64, 64), 40).save(truncated)
+    truncated.write_bytes(truncated.read_bytes()[:200])
+    return {
+        "missing": (tmp_path / "nope.png", "no such file"),
+        "empty": (empty, "is empty"),
+        "not-image": (text, "is not an image"),
+        "truncated": (truncated, "damaged or truncated"),
+        "folder": (tmp_path, "is a folder"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "not-image", "truncated", "folder"])
+@pytest.mark.parametrize("role", ["content", "style"])
+def test_bad_images_exit_2(
+    tmp_path: Path,
+    image_pair: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
+    case: str,
+    role: str,
+) -> None:
+    bad, message = bad_image_cases(tmp_path)[case]
+    content, style = (bad, image_pair[1]) if role == "content" else (image_pair[0], bad)
+    out = tmp_path / "out.png"
+    code, _, err = run_cli(capsys, "stylize", str(content), str(style), "-o", str(out), *FAST)
+    assert code == 2 and err.count("\n") == 1 and message in err and f"{role} image" in err
+    assert not out.exists()
+
+
+def test_pixel_limit_flag(
+    tmp_path: Path, image_pair: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out.png"
+    code, _, err = run_cli(
+        capsys, "stylize", *map(str, image_pair), "-o", str(out), *FAST, "--max-pixels", "1000"
+    )
+    assert code == 2 and "over the limit of 1,000" in err and not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [
+        ("missing_dir/out.png", "does not exist"),
+        ("out.xyz", "unknown image extension"),
+        (".", "is a folder"),
+        ("content.png", "is one of the inputs"),
+    ],
+)
+def test_unwritable_outputs_exit_2(
+    tmp_path: Path,
+    image_pair: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
+    output: str,
+    message: str,
+) -> None:
+    before = image_pair[0].read_bytes()
+    code, _, err = run_cli(
+        capsys, "stylize", *map(str, image_pair), "-o", str(tmp_path / output), *FAST
+    )
+    assert code == 2 and message in err and err.count("\n") == 1
+    assert image_pair[0].read_bytes() == before
+    assert not (tmp_path / "missing_dir").exists() and not (tmp_path / "out.xyz").exists()
+
+
+def test_divergence_saves_best_image_and_exits_3(
+    tmp_path: Path, image_pair: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out.png"
+    code, _, err = run_cli(
+        capsys, "stylize", *map(str, image_pair), "-o", str(out), *FAST, "--style-weight", "1e38"
+    )
+    assert code == 3
+    assert "warning: the loss became NaN or infinite at iteration 1" in err
+    assert out.exists()
+
+
+def test_ctrl_c_saves_best_image_and_exits_130(
+    tmp_path: Path, image_pair: tuple[Path, Path]
+) -> None:
+    out = tmp_path / "out.png"
+    command = [
+        sys.executable,
+        "-m",
+        "estilo",
+        "stylize",
+        *map(str, image_pair),
+        "-o",
+        str(out),
+        "--size",
+        "48",
+        "--iterations",
+        "100000",
+        "--log-every",
+        "1",
+        "--device",
+        "cpu",
+    ]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        assert process.stdout is not None
+        first = process.stdout.readline()  # wait until the loop is running
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=120)
+    assert first.startswith("iteration 1 "), err
+    assert process.returncode == 130, err
+    assert "interrupted; best image" in err and "Traceback" not in err
+    assert image_size(out) == (48, 36)
+
+
+def test_help_does_not_import_torch() -> None:
+    code = "import sys, estilo.cli; estilo.cli.build_parser(); print('torch' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"
+
+
+def test_python_dash_m_and_info(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "info")
+    assert code == 0
+    assert "weights sha256" in out and "CC BY 4.0" in out and "torch" in out
+    result = subprocess.run(
+        [sys.executable, "-m", "estilo", "--version"],
+        capture_output=True,
+        text=True,
+        env={**os.environ},
+    )
+    assert result.returncode == 0 and result.stdout.startswith("estilo ")
+
+
+def test_demo_uses_bundled_samples(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "demo.png"
+    code, stdout, err = run_cli(capsys, "demo", "-o", str(out), "--size", "40", "--iterations", "2")
+    assert code == 0, err
+    assert image_size(out) == (40, 30)  # the bundled Tübingen photo is 4:3
+    assert "done in" in stdout
