@@ -354,3 +354,9 @@ def test_demo_uses_bundled_samples(tmp_path: Path, capsys: pytest.CaptureFixture
     assert code == 0, err
     assert image_size(out) == (40, 30)  # the bundled Tübingen photo is 4:3
     assert "done in" in stdout
+
+
+def test_readme_documents_every_option() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    for name in FIELDS:
+        assert f"`--{name.replace('_', '-')}" in readme, name
