@@ -1,42 +1,122 @@
-"""Losses against hand-written references, and the registry's contract for style losses."""
+"""Losses against hand-written references, and the registry's contract for every style loss."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from estilo.core.losses import content_loss, gram_matrix, tv_loss
+from estilo.core import losses
+from estilo.core.losses import content_loss, tv_loss, weighted_gram
 from estilo.core.registry import STYLE_LOSSES
 
 
 def gram_reference(features: torch.Tensor) -> torch.Tensor:
-    """G_ij = Σ_k F_ik F_jk / M, written as loops over channels."""
-    _, c, h, w = features.shape
-    flat = features[0].reshape(c, h * w)
+    """G_ij = Σ_k F_ik F_jk / M for (C, M) features, written as loops over channels."""
+    c, m = features.shape
     gram = torch.empty(c, c, dtype=features.dtype)
     for i in range(c):
         for j in range(c):
-            gram[i, j] = (flat[i] * flat[j]).sum() / (h * w)
+            gram[i, j] = (features[i] * features[j]).sum() / m
     return gram
 
 
-def test_gram_matrix_matches_reference() -> None:
-    features = torch.randn(1, 5, 4, 3, dtype=torch.float64)
-    torch.testing.assert_close(gram_matrix(features)[0], gram_reference(features))
+def kernel_mmd2(x: torch.Tensor, y: torch.Tensor, kernel) -> torch.Tensor:  # type: ignore[no-untyped-def]
+    """The biased MMD² estimator, sample by sample (specs §2.2): (C, M) feature sets."""
+
+    def mean_k(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.stack(
+            [kernel(a[:, i], b[:, j]) for i in range(a.shape[1]) for j in range(b.shape[1])]
+        ).mean()
+
+    return mean_k(x, x) + mean_k(y, y) - 2 * mean_k(x, y)
 
 
-def test_gram_matrix_is_size_independent_for_repeated_texture() -> None:
-    tile = torch.randn(1, 4, 3, 3)
-    assert torch.allclose(gram_matrix(tile), gram_matrix(tile.repeat(1, 1, 4, 4)), atol=1e-5)
+def features(*shape: int, seed: int = 0) -> torch.Tensor:
+    return torch.rand(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
-def test_gram_style_loss_matches_reference() -> None:
-    x, y = torch.randn(1, 6, 5, 5), torch.randn(1, 6, 5, 5)
-    stat = STYLE_LOSSES["gram"].load()
-    got = stat.distance(stat.represent(x), stat.represent(y))
+def distance(name: str, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    stat = STYLE_LOSSES[name].load()
+    return stat.distance(stat.represent(x, None), stat.represent(y, None))
+
+
+def test_gram_matches_reference() -> None:
+    x = features(5, 12)
+    torch.testing.assert_close(weighted_gram(x), gram_reference(x))
+
+
+def test_gram_is_size_independent_for_repeated_texture() -> None:
+    tile = features(4, 9)
+    torch.testing.assert_close(weighted_gram(tile), weighted_gram(tile.repeat(1, 16)))
+
+
+def test_gram_loss_matches_reference() -> None:
+    x, y = features(6, 25), features(6, 25, seed=1)
     gx, gy = gram_reference(x), gram_reference(y)
     expected = sum((gx[i, j] - gy[i, j]) ** 2 for i in range(6) for j in range(6)) / 36
-    torch.testing.assert_close(got, torch.as_tensor(expected))
+    torch.testing.assert_close(distance("gram", x, y), torch.as_tensor(expected))
+
+
+def test_mmd_poly_equals_kernel_mmd_and_gram() -> None:
+    """Li et al. 2017: Σ(G - A)² = M²·MMD² with k = (xᵀy)²; with G = FFᵀ/M the M² cancels,
+    and our Z = N² makes mmd-poly (c = 0) equal to gram exactly."""
+    x, y = features(4, 10), features(4, 13, seed=2)
+    brute = kernel_mmd2(x, y, lambda a, b: (a @ b) ** 2)
+    torch.testing.assert_close(distance("mmd-poly", x, y) * 16, brute)
+    torch.testing.assert_close(distance("mmd-poly", x, y), distance("gram", x, y))
+
+
+def test_mmd_poly_with_offset_matches_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(losses, "MMD_POLY_C", 0.7)
+    x, y = features(3, 8), features(3, 11, seed=3)
+    brute = kernel_mmd2(x, y, lambda a, b: (a @ b + 0.7) ** 2)
+    torch.testing.assert_close(distance("mmd-poly", x, y) * 9, brute)
+
+
+def test_mmd_linear_is_squared_mean_difference() -> None:
+    x, y = features(5, 20), features(5, 30, seed=4)
+    brute = kernel_mmd2(x, y, lambda a, b: a @ b)
+    torch.testing.assert_close(distance("mmd-linear", x, y) * 5, brute)
+
+
+def test_mmd_gaussian_matches_kernel_with_the_bandwidth_rule() -> None:
+    x, y = features(3, 9), features(3, 7, seed=5)
+    squared = torch.cat([torch.cdist(a.T, b.T).flatten() ** 2 for a, b in ((x, x), (y, y), (x, y))])
+    bandwidth = squared.mean()
+    brute = kernel_mmd2(x, y, lambda a, b: torch.exp(-((a - b) ** 2).sum() / bandwidth))
+    torch.testing.assert_close(distance("mmd-gaussian", x, y), brute)
+
+
+def test_meanstd_matches_reference() -> None:
+    x, y = features(4, 50), features(4, 40, seed=6)
+    expected = ((x.mean(1) - y.mean(1)) ** 2).mean() + (
+        (x.std(1, unbiased=False) - y.std(1, unbiased=False)) ** 2
+    ).mean()
+    torch.testing.assert_close(distance("meanstd", x, y), expected, rtol=1e-6, atol=1e-9)
+
+
+def test_wasserstein_of_independent_channels_is_closed_form() -> None:
+    """For diagonal covariances W2² = Σ (μ - μ')² + (σ - σ')² per channel."""
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(3, 4000, generator=gen, dtype=torch.float64) * torch.tensor([[1.0], [2], [3]])
+    y = torch.randn(3, 5000, generator=gen, dtype=torch.float64) * 0.5 + 1.0
+    # Make the empirical covariances exactly diagonal by whitening cross terms away.
+    x = x - x.mean(1, keepdim=True)
+    lx = torch.linalg.cholesky(x @ x.T / x.shape[1])
+    x = torch.diag(torch.diag(lx)) @ torch.linalg.solve(lx, x) + 0.2
+    y_c = y - y.mean(1, keepdim=True)
+    ly = torch.linalg.cholesky(y_c @ y_c.T / y.shape[1])
+    y = torch.diag(torch.diag(ly)) @ torch.linalg.solve(ly, y_c) + 1.0
+    expected = (
+        (x.mean(1) - y.mean(1)) ** 2 + (x.std(1, unbiased=False) - y.std(1, unbiased=False)) ** 2
+    ).sum() / 3
+    torch.testing.assert_close(distance("wasserstein", x, y), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_sliced_wasserstein_in_one_dimension_is_quantile_matching() -> None:
+    x, y = features(1, 50), features(1, 50, seed=8)
+    expected = ((x.sort().values - y.sort().values) ** 2).mean()  # the direction is ±1
+    torch.testing.assert_close(distance("sliced-wasserstein", x, y), expected)
 
 
 def test_content_loss_matches_reference() -> None:
@@ -66,13 +146,21 @@ def test_tv_loss_matches_reference() -> None:
 
 @pytest.mark.parametrize("name", list(STYLE_LOSSES))
 def test_style_loss_contract(name: str) -> None:
-    stat = STYLE_LOSSES[name].load()
+    """Every registered loss: zero at its target, positive elsewhere, finite with finite
+    gradients, and masks restrict it to their region."""
     torch.manual_seed(0)
-    target = torch.rand(1, 8, 6, 6)
-    other = torch.rand(1, 8, 6, 6, requires_grad=True)
-    assert stat.distance(stat.represent(target), stat.represent(target)).item() == 0.0
-    loss = stat.distance(stat.represent(other), stat.represent(target))
+    target = torch.rand(8, 36)
+    other = (torch.rand(8, 36) * 2).requires_grad_(True)
+    assert distance(name, target, target).item() == pytest.approx(0.0, abs=1e-6)
+    loss = distance(name, other, target)
     assert loss.item() > 0 and torch.isfinite(loss)
     loss.backward()
     assert other.grad is not None and torch.isfinite(other.grad).all()
     assert other.grad.abs().sum() > 0
+
+    stat = STYLE_LOSSES[name].load()
+    mixed = torch.cat([target, other.detach()], dim=1)  # left: the target, right: different
+    left = torch.cat([torch.ones(36), torch.zeros(36)]) / 36
+    inside = stat.distance(stat.represent(mixed, left), stat.represent(target, None))
+    outside = stat.distance(stat.represent(mixed, left.flip(0)), stat.represent(target, None))
+    assert inside.item() < 1e-4 < outside.item()

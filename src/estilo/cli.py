@@ -74,6 +74,12 @@ def _add_run_flags(parser: argparse.ArgumentParser, output_default: str | None) 
         help="write the loss history (iteration, seconds, loss, content, style, tv)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    parser.add_argument(
+        "--mask",
+        metavar="MASK",
+        help="where each style applies: a greyscale weight image (one style) or "
+        "one grey level per style, the size of the content image",
+    )
     _add_config_flags(parser)
 
 
@@ -87,7 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     stylize = commands.add_parser("stylize", help="stylize a content image with a style image")
     stylize.add_argument("content", help="content image (the photo)")
-    stylize.add_argument("style", help="style image (the painting)")
+    stylize.add_argument(
+        "styles",
+        nargs="+",
+        metavar="STYLE[:WEIGHT]",
+        help="style image(s) (the paintings), each with an optional blend weight",
+    )
     _add_run_flags(stylize, None)
     demo = commands.add_parser("demo", help="stylize the bundled sample images")
     _add_run_flags(demo, "estilo-demo.png")
@@ -116,7 +127,8 @@ def config_from_args(args: argparse.Namespace) -> StyleConfig:
 
 def stylize_command(args: argparse.Namespace) -> int:
     if args.command == "demo":
-        args.content, args.style = str(DEMO_CONTENT), str(DEMO_STYLE)
+        args.content, args.styles = str(DEMO_CONTENT), [str(DEMO_STYLE)]
+    styles, weights = zip(*map(parse_style, args.styles), strict=True)
     if args.preset and args.config:
         raise EstiloError("give --preset or --config, not both (a config file can name a preset)")
     config = config_from_args(args)
@@ -129,11 +141,13 @@ def stylize_command(args: argparse.Namespace) -> int:
     progress = Progress(config, quiet=args.quiet)
     result = run(
         Path(args.content),
-        Path(args.style),
+        list(styles),
         output,
         config,
         progress,
         Path(args.history) if args.history else None,
+        list(weights),
+        Path(args.mask) if args.mask else None,
     )
     progress.close()
     saved = f"best image (iteration {result.best_iteration}) saved to {output}"
@@ -151,6 +165,18 @@ def stylize_command(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"done in {result.seconds:.1f} s: {output}")
     return 0
+
+
+def parse_style(spec: str) -> tuple[Path, float]:
+    """``painting.jpg:0.3`` -> (painting.jpg, 0.3); a suffix that is no number is part of the
+    path (``C:/art.png`` stays whole)."""
+    path, sep, weight = spec.rpartition(":")
+    if sep and path:
+        try:
+            return Path(path), float(weight)
+        except ValueError:
+            pass
+    return Path(spec), 1.0
 
 
 class Progress:

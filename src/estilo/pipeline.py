@@ -12,8 +12,9 @@ import csv
 import dataclasses
 import functools
 import io
+import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,12 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from .core.config import StyleConfig, resolve
-from .core.stylize import Iterate, LossRecord, Result
+from .core.config import INIT_MODES, StyleConfig, resolve
+from .core.stylize import Iterate, LossRecord, Result, resized
 from .core.stylize import stylize as optimise
 from .core.vgg import Weights, load_weights
-from .errors import ImageError
+from .errors import ConfigError, ImageError
+from .image import color
 from .image.io import LoadedImage, atomic_write, load_image, output_format, save_image, to_pil
 
 ImageSource = str | Path | Image.Image | Tensor
@@ -72,39 +74,79 @@ def read(source: ImageSource, config: StyleConfig, what: str) -> LoadedImage:
     return load_image(source, config.max_pixels, what)
 
 
-def working_size(height: int, width: int, config: StyleConfig) -> tuple[int, int]:
+def working_size(
+    height: int, width: int, config: StyleConfig, factor: float = 1.0
+) -> tuple[int, int]:
     """(H, W) to optimise at: SIZE x SIZE with ``square`` (the paper), else the longest side
-    scaled to SIZE with the aspect ratio kept."""
+    scaled to SIZE with the aspect ratio kept; times ``factor`` (the style scale)."""
+    target = max(1, round(config.size * factor))
     if config.square:
-        return config.size, config.size
-    scale = config.size / max(height, width)
+        return target, target
+    scale = target / max(height, width)
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def resize(image: Tensor, size: tuple[int, int]) -> Tensor:
     """(C, H, W) -> (C, h, w), antialiased bicubic, clipped to [0, 1]."""
-    if tuple(image.shape[-2:]) == size:
-        return image
-    resized = F.interpolate(
-        image.unsqueeze(0), size=size, mode="bicubic", antialias=True, align_corners=False
-    )
-    return resized.squeeze(0).clamp(0.0, 1.0)
+    return resized(image[None], size)[0]
+
+
+def style_list(style: ImageSource | Sequence[ImageSource]) -> list[ImageSource]:
+    if isinstance(style, (list, tuple)):
+        return list(style)
+    return [style]  # type: ignore[list-item]
+
+
+def read_mask(
+    source: ImageSource,
+    content: LoadedImage,
+    styles: int,
+    config: StyleConfig,
+    size: tuple[int, int],
+) -> list[Tensor | None]:
+    """Per-style masks (1, 1, h, w) at the working size from a greyscale or label image.
+
+    One style: the grey level is a soft weight, where the style applies. Several styles: the
+    mask holds one grey level (label) per style; labels sorted by value map to the styles in
+    order (the darkest label is the first style)."""
+    rgb = read(source, config, "mask").rgb
+    mask = torch.einsum("c,chw->hw", torch.tensor([0.299, 0.587, 0.114]), rgb)  # grey level
+    if tuple(mask.shape) != tuple(content.rgb.shape[-2:]):
+        h, w = mask.shape
+        ch, cw = content.rgb.shape[-2:]
+        raise ImageError(f"the mask is {w}x{h} but the content image is {cw}x{ch}")
+    if styles == 1:
+        return [resize(mask[None], size)[None]]
+    labels = torch.unique(mask)
+    if len(labels) != styles:
+        raise ImageError(
+            f"the mask has {len(labels)} distinct grey levels but there are {styles} styles; "
+            "use one level per style"
+        )
+    nearest = F.interpolate(mask[None, None], size=size, mode="nearest")
+    return [(nearest == label).float() for label in labels]
 
 
 def stylize(
     content: ImageSource,
-    style: ImageSource,
+    style: ImageSource | Sequence[ImageSource],
     config: StyleConfig | None = None,
     callback: Callable[[Iterate], bool | None] | None = None,
+    *,
+    style_weights: Sequence[float] | None = None,
+    mask: ImageSource | None = None,
     **overrides: Any,
 ) -> Stylized:
-    """Stylize ``content`` with ``style``: the Python API.
+    """Stylize ``content`` with one or more styles: the Python API.
 
     Args:
         content: path, PIL image or (3, H, W) tensor in [0, 1]. Its alpha comes back.
-        style: path, PIL image or tensor.
+        style: one image source, or a list of them to blend.
         config: a StyleConfig (default: the ``default`` preset).
         callback: gets an :class:`Iterate` each iteration; return True to stop.
+        style_weights: one weight per style (normalised to sum 1; default equal).
+        mask: a greyscale (one style) or label (several styles) image the size of the content:
+            where each style applies.
         **overrides: any StyleConfig field, e.g. ``iterations=100``; ``preset="paper"`` too.
 
     Returns:
@@ -115,32 +157,47 @@ def stylize(
         config = resolve(preset, **overrides)
     else:
         config = resolve(base=config or StyleConfig(), **overrides)
+    sources = style_list(style)
+    weights = [1.0] * len(sources) if style_weights is None else [float(w) for w in style_weights]
+    if len(weights) != len(sources):
+        raise ConfigError(f"{len(weights)} style weights for {len(sources)} styles")
+    if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
+        raise ConfigError("style weights must be finite, >= 0 and not all 0")
     content_image = read(content, config, "content image")
-    style_image = read(style, config, "style image")
+    style_images = [read(s, config, "style image") for s in sources]
     init = None
-    if config.init not in ("content", "noise"):
+    if config.init not in INIT_MODES:
         init = read(config.init, config, "init image").rgb
 
     size = working_size(content_image.rgb.shape[-2], content_image.rgb.shape[-1], config)
-    style_size = working_size(style_image.rgb.shape[-2], style_image.rgb.shape[-1], config)
+    masks = None if mask is None else read_mask(mask, content_image, len(sources), config, size)
     content_rgb = resize(content_image.rgb, size)
+    styles = [
+        resize(s.rgb, working_size(s.rgb.shape[-2], s.rgb.shape[-1], config, config.style_scale))
+        for s in style_images
+    ]
+    if config.preserve_colors == "histogram":
+        styles = [color.match_histogram(s, content_rgb) for s in styles]
+    elif config.preserve_colors == "luminance":
+        styles = [color.match_luminance(s, content_rgb) for s in styles]
     result: Result = optimise(
-        content_rgb.unsqueeze(0),
-        resize(style_image.rgb, style_size).unsqueeze(0),
+        color.luminance(content_rgb)[None]
+        if config.preserve_colors == "luminance"
+        else content_rgb[None],
+        [s[None] for s in styles],
         config,
-        init=None if init is None else resize(init, size).unsqueeze(0),
+        blend=weights,
+        masks=masks,
+        init=None if init is None else resize(init, size)[None],
         callback=callback,
         weights=cached_weights(config.weights),
     )
+    image = result.image[0].cpu()
+    if config.preserve_colors == "luminance":
+        image = color.restore_chroma(image, content_rgb)
     alpha = None if content_image.alpha is None else resize(content_image.alpha, size)
     return Stylized(
-        result.image.squeeze(0).cpu(),
-        alpha,
-        result.history,
-        result.status,
-        result.best_iteration,
-        result.seconds,
-        config,
+        image, alpha, result.history, result.status, result.best_iteration, result.seconds, config
     )
 
 
@@ -178,19 +235,21 @@ def write_history(path: Path, history: list[LossRecord]) -> None:
 
 def run(
     content: Path,
-    style: Path,
+    styles: Sequence[Path],
     output: Path,
     config: StyleConfig,
     callback: Callable[[Iterate], bool | None] | None = None,
     history: Path | None = None,
+    style_weights: Sequence[float] | None = None,
+    mask: Path | None = None,
 ) -> Stylized:
     """The CLI's job: check outputs, stylize, save snapshots, the image and the history.
 
     The best image is saved however the run ends (completed, stopped, diverged, interrupted).
     """
-    inputs = [content, style] + (
-        [Path(config.init)] if config.init not in ("content", "noise") else []
-    )
+    inputs = [content, *styles, *([mask] if mask else [])]
+    if config.init not in INIT_MODES:
+        inputs.append(Path(config.init))
     check_output(output, inputs)
     if history is not None:
         if history.suffix.lower() != ".csv":
@@ -204,7 +263,9 @@ def run(
             save_image(step.image, snapshot_path(output, step.iteration))
         return callback(step) if callback is not None else None
 
-    result = stylize(content, style, config, on_iterate)
+    result = stylize(
+        content, list(styles), config, on_iterate, style_weights=style_weights, mask=mask
+    )
     result.save(output)
     if history is not None:
         write_history(history, result.history)

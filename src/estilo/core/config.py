@@ -21,10 +21,12 @@ from .registry import OPTIMIZERS, STYLE_LOSSES, lookup
 
 POOLINGS = ("max", "avg")
 LAYER_WEIGHTINGS = ("gatys", "equal")
+COLOR_MODES = ("none", "luminance", "histogram")  # implemented in estilo.image.color
 DEVICES = ("auto", "cpu", "cuda", "mps")
-INIT_MODES = ("content", "noise")  # or a path to an image
+INIT_MODES = ("content", "noise", "style-stats")  # or a path to an image
 MAX_SIZE = 16384
 MAX_ITERATIONS = 1_000_000
+MAX_SCALES = 12
 
 
 def _opt(default: Any, help: str, **meta: Any) -> Any:
@@ -57,7 +59,20 @@ class StyleConfig:
     )
     style_loss: str = _opt("gram", "style representation", choices=tuple(STYLE_LOSSES))
     pooling: str = _opt("max", "VGG19 pooling", choices=POOLINGS)
-    init: str = _opt("content", "starting image: content, noise or an image path")
+    init: str = _opt("content", "starting image: content, noise, style-stats or an image path")
+    preserve_colors: str = _opt(
+        "none",
+        "keep the content's colours: luminance (transfer on luma only) or histogram "
+        "(recolour the style first)",
+        choices=COLOR_MODES,
+    )
+    style_scale: float = _opt(1.0, "style image size relative to the output (longest sides)")
+    scales: int = _opt(
+        0,
+        "coarse-to-fine scales, about sqrt(2) apart, each run for ITERATIONS "
+        "(0: automatic, 1 up to 512 px; 1: off)",
+    )
+    ema: float = _opt(0.0, "output an exponential moving average of the image (decay; 0: off)")
     seed: int = _opt(0, "random seed (noise start, stochastic losses)")
     device: str = _opt("auto", "compute device", choices=DEVICES)
     adam_beta1: float = _opt(0.9, "Adam's beta_1")
@@ -220,7 +235,11 @@ def _check(config: StyleConfig) -> StyleConfig:
     )
     lookup(OPTIMIZERS, config.optimizer, "optimizer")
     lookup(STYLE_LOSSES, config.style_loss, "style loss")
-    for name, choices in (("pooling", POOLINGS), ("layer_weighting", LAYER_WEIGHTINGS)):
+    for name, choices in (
+        ("pooling", POOLINGS),
+        ("layer_weighting", LAYER_WEIGHTINGS),
+        ("preserve_colors", COLOR_MODES),
+    ):
         require(getattr(config, name) in choices, f"{name} must be one of {', '.join(choices)}")
     require(config.device in DEVICES, f"device must be one of {', '.join(DEVICES)}")
     require(
@@ -253,7 +272,13 @@ def _check(config: StyleConfig) -> StyleConfig:
     for name in ("log_every", "save_every"):
         require(getattr(config, name) >= 0, f"{name} must be >= 0")
     require(config.max_pixels > 0, "max_pixels must be > 0")
-    require(bool(config.init.strip()), "init must be content, noise or an image path")
+    require(bool(config.init.strip()), "init must be content, noise, style-stats or an image path")
+    require(
+        math.isfinite(config.style_scale) and 0.05 <= config.style_scale <= 8,
+        "style_scale must be between 0.05 and 8",
+    )
+    require(0 <= config.scales <= MAX_SCALES, f"scales must be between 0 and {MAX_SCALES}")
+    require(0 <= config.ema < 1, "ema must be in [0, 1)")
     return dataclasses.replace(
         config,
         content_layers=tuple(canonical_layer(n) for n in config.content_layers),

@@ -22,16 +22,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
-
-
-def gram_matrix(features: Tensor) -> Tensor:
-    """(B, C, H, W) -> (B, C, C) Gram matrices divided by the H·W positions."""
-    b, c, h, w = features.shape
-    flat = features.reshape(b, c, h * w)
-    return flat @ flat.transpose(1, 2) / (h * w)
 
 
 def mean_squared_error(input: Tensor, target: Tensor) -> Tensor:
@@ -51,16 +45,182 @@ def tv_loss(image: Tensor) -> Tensor:
     return dy.pow(2).mean() + dx.pow(2).mean()
 
 
+Stat = Any  # a representation: a tensor or a tuple of tensors
+
+
 @dataclass(frozen=True)
 class StyleStatistic:
-    """A style representation: how to summarise features, and how far two summaries are."""
+    """A style representation: how to summarise features, and how far two summaries are.
 
-    represent: Callable[[Tensor], Tensor]
-    distance: Callable[[Tensor, Tensor], Tensor]
+    ``represent(features, weights)`` takes features (C, M) flattened over M positions and an
+    optional weight per position (M,) summing to 1 (a mask: Gatys et al. 2017's guided
+    statistics); ``distance(stat, target)`` is 0 when the two match. Every distance is a mean
+    over entries, so the weights of the registry entries are comparable across layers and sizes.
+    """
+
+    represent: Callable[[Tensor, Tensor | None], Stat]
+    distance: Callable[[Stat, Stat], Tensor]
 
 
-#: Gatys et al. 2016: second-order, uncentred feature correlations.
-gram_loss = StyleStatistic(represent=gram_matrix, distance=mean_squared_error)
+def _uniform(features: Tensor, weights: Tensor | None) -> Tensor:
+    m = features.shape[1]
+    return weights if weights is not None else features.new_full((m,), 1.0 / m)
+
+
+def weighted_gram(features: Tensor, weights: Tensor | None = None) -> Tensor:
+    """(C, M) -> (C, C): Σ_k w_k f_k f_kᵀ, i.e. F Fᵀ / M when unweighted."""
+    w = _uniform(features, weights)
+    return (features * w) @ features.T
+
+
+def weighted_mean(features: Tensor, weights: Tensor | None = None) -> Tensor:
+    """(C, M) -> (C,): the per-channel mean over positions."""
+    return features @ _uniform(features, weights)
+
+
+def mean_and_covariance(features: Tensor, weights: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """(C, M) -> mean (C,), covariance (C, C) (population, i.e. divided by M)."""
+    mean = weighted_mean(features, weights)
+    centred = features - mean[:, None]
+    return mean, (centred * _uniform(features, weights)) @ centred.T
+
+
+def mean_and_std(features: Tensor, weights: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """(C, M) -> per-channel mean and population standard deviation (Li et al.'s BN stats)."""
+    mean = weighted_mean(features, weights)
+    variance = (features - mean[:, None]).pow(2) @ _uniform(features, weights)
+    return mean, (variance + 1e-8).sqrt()  # eps keeps the gradient finite for dead channels
+
+
+def positions(features: Tensor, weights: Tensor | None = None, limit: int = 0) -> Tensor:
+    """(C, M) -> (C, K): the positions a sample-based statistic uses: those a mask covers
+    (weight at least half the largest), at most ``limit`` of them drawn at random."""
+    if weights is not None:
+        features = features[:, weights >= 0.5 * weights.max()]
+    if limit and features.shape[1] > limit:
+        features = features[:, torch.randperm(features.shape[1], device=features.device)[:limit]]
+    return features
+
+
+def gram_distance(stat: Tensor, target: Tensor) -> Tensor:
+    return mean_squared_error(stat, target)
+
+
+def mmd_linear_distance(stat: Tensor, target: Tensor) -> Tensor:
+    """Linear-kernel MMD² = ‖μ_x − μ_s‖² (Li et al. 2017), as a mean over channels."""
+    return mean_squared_error(stat, target)
+
+
+#: c of the polynomial kernel (xᵀy + c)²; Li et al.'s code default.
+MMD_POLY_C = 0.0
+
+
+def mmd_poly_represent(features: Tensor, weights: Tensor | None) -> tuple[Tensor, Tensor]:
+    return weighted_gram(features, weights), weighted_mean(features, weights)
+
+
+def mmd_poly_distance(stat: tuple[Tensor, Tensor], target: tuple[Tensor, Tensor]) -> Tensor:
+    """MMD² with k(x, y) = (xᵀy + c)² divided by Z = N²: expanding the kernel gives
+    ‖G_x − G_s‖² + 2c‖μ_x − μ_s‖² exactly (Li et al. 2017, §3), so c = 0 is ``gram``."""
+    (gram, mean), (gram_t, mean_t) = stat, target
+    n = gram.shape[0]
+    return mean_squared_error(gram, gram_t) + 2 * MMD_POLY_C * (mean - mean_t).pow(2).sum() / n**2
+
+
+#: Positions sampled per layer for the Gaussian kernel: its cost is quadratic in them.
+MMD_GAUSSIAN_SAMPLES = 1024
+
+
+def mmd_gaussian_represent(features: Tensor, weights: Tensor | None) -> Tensor:
+    return positions(features, weights, MMD_GAUSSIAN_SAMPLES).T.contiguous()  # (K, C)
+
+
+def mmd_gaussian_distance(sample: Tensor, target: Tensor) -> Tensor:
+    """Biased MMD² with k(x, y) = exp(−‖x − y‖² / (2σ²)) on a random sample of positions.
+
+    2σ² is the mean squared distance between the sampled positions, as in Li et al.'s code
+    (specs §2.3); the bandwidth is a constant of the step (no gradient through it). Departure:
+    Li et al. use the linear-time estimator over all positions; sampling K positions with the
+    quadratic estimator bounds memory at K² whatever the image size, with lower variance.
+    """
+    if target.shape[0] > MMD_GAUSSIAN_SAMPLES:
+        target = target[
+            torch.randperm(target.shape[0], device=target.device)[:MMD_GAUSSIAN_SAMPLES]
+        ]
+    xx, yy = torch.cdist(sample, sample) ** 2, torch.cdist(target, target) ** 2
+    xy = torch.cdist(sample, target) ** 2
+    bandwidth = torch.cat([xx.flatten(), yy.flatten(), xy.flatten()]).mean().detach() + 1e-12
+    return (
+        torch.exp(-xx / bandwidth).mean()
+        + torch.exp(-yy / bandwidth).mean()
+        - 2 * torch.exp(-xy / bandwidth).mean()
+    )
+
+
+def meanstd_distance(stat: tuple[Tensor, Tensor], target: tuple[Tensor, Tensor]) -> Tensor:
+    """Li et al.'s BN-statistics loss: 1/N Σ (μ − μ_s)² + (σ − σ_s)²."""
+    return mean_squared_error(stat[0], target[0]) + mean_squared_error(stat[1], target[1])
+
+
+def wasserstein_represent(features: Tensor, weights: Tensor | None) -> tuple[Tensor, ...]:
+    mean, cov = mean_and_covariance(features, weights)
+    return mean, cov
+
+
+def psd_sqrt(matrix: Tensor) -> Tensor:
+    """Symmetric square root of a positive semi-definite matrix (no gradient needed)."""
+    values, vectors = torch.linalg.eigh(matrix)
+    root: Tensor = (vectors * values.clamp_min(0).sqrt()) @ vectors.T
+    return root
+
+
+def wasserstein_distance(stat: tuple[Tensor, ...], target: tuple[Tensor, ...]) -> Tensor:
+    """Squared 2-Wasserstein distance between Gaussians fitted to the features, per channel:
+    ‖μ_x − μ_s‖² + tr(Σ_x + Σ_s − 2 (Σ_s^½ Σ_x Σ_s^½)^½), divided by N.
+
+    The trace of the matrix square root is Σ √λᵢ over the eigenvalues of the PSD matrix
+    Σ_s^½ Σ_x Σ_s^½; eigenvalue gradients (unlike eigenvector ones) stay finite when
+    eigenvalues repeat, so this is differentiable without a custom backward. Σ_s^½ is a
+    constant (computed from the target on each call; cheap next to the VGG pass)."""
+    mean, cov = stat[0], stat[1]
+    mean_t, cov_t = target[0], target[1]
+    root_t = psd_sqrt(cov_t.double()).to(cov.dtype)
+    middle = root_t @ cov @ root_t
+    eigenvalues = torch.linalg.eigvalsh((middle + middle.T) / 2)
+    cross = eigenvalues.clamp_min(1e-10).sqrt().sum()
+    n = mean.shape[0]
+    total: Tensor = (mean - mean_t).pow(2).sum() + cov.trace() + cov_t.trace() - 2 * cross
+    return total.clamp_min(0) / n
+
+
+def sliced_represent(features: Tensor, weights: Tensor | None) -> Tensor:
+    return positions(features, weights)
+
+
+def sliced_wasserstein_distance(features: Tensor, target: Tensor) -> Tensor:
+    """Sliced Wasserstein loss (Heitz et al. 2021): project both feature sets on N random unit
+    directions, drawn anew at every evaluation, sort, compare. When the two sets differ in size
+    the target's sorted projections are resampled to the output's count (quantile matching)."""
+    c = features.shape[0]
+    directions = torch.randn(c, c, device=features.device, dtype=features.dtype)
+    directions = directions / directions.norm(dim=1, keepdim=True)
+    projected = (directions @ features).sort(dim=1).values
+    projected_t = (directions @ target).sort(dim=1).values
+    if projected_t.shape[1] != projected.shape[1]:
+        projected_t = torch.nn.functional.interpolate(
+            projected_t[None], size=projected.shape[1], mode="linear", align_corners=True
+        )[0]
+    return mean_squared_error(projected, projected_t)
+
+
+# The registry's entries (core/registry.py holds their names, sources and weights).
+gram_loss = StyleStatistic(weighted_gram, gram_distance)
+mmd_linear_loss = StyleStatistic(weighted_mean, mmd_linear_distance)
+mmd_poly_loss = StyleStatistic(mmd_poly_represent, mmd_poly_distance)
+mmd_gaussian_loss = StyleStatistic(mmd_gaussian_represent, mmd_gaussian_distance)
+meanstd_loss = StyleStatistic(mean_and_std, meanstd_distance)
+wasserstein_loss = StyleStatistic(wasserstein_represent, wasserstein_distance)
+sliced_wasserstein_loss = StyleStatistic(sliced_represent, sliced_wasserstein_distance)
 
 
 def weighted_sum(terms: list[Tensor], weights: list[float]) -> Tensor:

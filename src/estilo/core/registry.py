@@ -48,9 +48,17 @@ class OptimizerInfo(Entry):
 
 @dataclass(frozen=True)
 class StyleLossInfo(Entry):
-    """A style representation and its distance. ``source`` cites where it comes from."""
+    """A style representation and its distance. ``source`` cites where it comes from.
+
+    ``weight`` multiplies ``style_weight`` so that switching the loss needs no retuning: it makes
+    the loss of the content image against the demo style equal to gram's at 512 px (measured by
+    ``benchmarks/calibrate.py``; the README gallery shows the result). ``stochastic`` losses
+    sample positions or directions at every evaluation (seeded by ``seed``).
+    """
 
     source: str = ""
+    weight: float = 1.0
+    stochastic: bool = False
 
 
 OPTIMIZERS: dict[str, OptimizerInfo] = {
@@ -77,9 +85,52 @@ STYLE_LOSSES: dict[str, StyleLossInfo] = {
     for info in (
         StyleLossInfo(
             "gram",
-            "squared error of Gram matrices",
+            "Gram matrices (uncentred second moments)",
             "losses:gram_loss",
             source="Gatys et al. 2016",
+        ),
+        StyleLossInfo(
+            "mmd-linear",
+            "MMD, linear kernel: channel means only",
+            "losses:mmd_linear_loss",
+            source="Li et al. 2017",
+            weight=4.5e5,
+        ),
+        StyleLossInfo(
+            "mmd-poly",
+            "MMD, kernel (xᵀy + c)², c = 0: gram as a kernel",
+            "losses:mmd_poly_loss",
+            source="Li et al. 2017",
+        ),
+        StyleLossInfo(
+            "mmd-gaussian",
+            "MMD, Gaussian kernel on 1024 sampled positions",
+            "losses:mmd_gaussian_loss",
+            source="Li et al. 2017",
+            weight=1.5e10,
+            stochastic=True,
+        ),
+        StyleLossInfo(
+            "meanstd",
+            "per-channel mean and standard deviation (BN statistics)",
+            "losses:meanstd_loss",
+            source="Li et al. 2017",
+            weight=2.6e5,
+        ),
+        StyleLossInfo(
+            "wasserstein",
+            "Gaussian 2-Wasserstein: means and covariances",
+            "losses:wasserstein_loss",
+            source="Dowson & Landau 1982; crowsonkb",
+            weight=1.4e5,
+        ),
+        StyleLossInfo(
+            "sliced-wasserstein",
+            "sliced Wasserstein: sorted random projections",
+            "losses:sliced_wasserstein_loss",
+            source="Heitz et al. 2021",
+            weight=2.8e5,
+            stochastic=True,
         ),
     )
 }

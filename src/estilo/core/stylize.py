@@ -1,6 +1,7 @@
 """The optimisation loop: the image is the only parameter (Gatys et al. 2016; the paper, §3).
 
-``stylize`` takes content and style tensors already at their working size, builds the targets,
+``stylize`` takes content and style tensors already at their working size and optimises an image
+over one or more scales (coarse-to-fine, Gatys et al. 2017). At each scale it builds the targets,
 then repeats: evaluate the loss, step the optimiser, clip the image to [0, 1] (as the paper does
 after every step), report an :class:`Iterate` to the callback. It keeps the image with the lowest
 loss seen, so a divergence (NaN), a Ctrl-C or a callback's stop never loses the best result.
@@ -10,16 +11,17 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ConfigError
 from .config import StyleConfig
 from .layers import layer_channels, layer_index, min_input_size
-from .losses import StyleStatistic, content_loss, tv_loss, weighted_sum
+from .losses import StyleStatistic, content_loss, tv_loss
 from .registry import OPTIMIZERS, STYLE_LOSSES, lookup
 from .vgg import VGG19Features, Weights, load_weights
 
@@ -38,10 +40,13 @@ class LossRecord:
 
 @dataclass(frozen=True)
 class Iterate(LossRecord):
-    """What the callback sees each iteration. ``image`` (1, 3, H, W) is the image after the step;
-    the losses are those of the image the step started from. Do not modify ``image``."""
+    """What the callback sees each iteration. ``image`` (1, 3, H, W) is the image after the step
+    (at the current ``scale``, 1-based of ``scales``); the losses are those of the image the step
+    started from. ``total`` counts the iterations of all scales. Do not modify ``image``."""
 
     total: int = 0
+    scale: int = 1
+    scales: int = 1
     image: Tensor = field(default_factory=lambda: torch.empty(0), repr=False)
 
 
@@ -51,7 +56,8 @@ Callback = Callable[[Iterate], bool | None]
 
 @dataclass
 class Result:
-    """The outcome of a run. ``image`` (1, 3, H, W) is the lowest-loss image seen.
+    """The outcome of a run. ``image`` (1, 3, H, W) is the lowest-loss image seen at the last
+    scale reached (resized to the output size if the run ended at a coarser one).
 
     ``best_iteration`` counts the steps taken to reach it (0: the initial image).
     ``status`` is ``completed``, ``stopped`` (by the callback), ``diverged`` (the loss became
@@ -75,46 +81,6 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-class Objective:
-    """Weighted content + style + TV loss of an image against fixed targets."""
-
-    def __init__(self, net: VGG19Features, content: Tensor, style: Tensor, config: StyleConfig):
-        self.net, self.config = net, config
-        self.statistic: StyleStatistic = lookup(
-            STYLE_LOSSES, config.style_loss, "style loss"
-        ).load()
-        self.layer_weights = style_layer_weights(config)
-        with torch.no_grad():
-            self.content_targets = {
-                name: feats for name, feats in net(content).items() if name in config.content_layers
-            }
-            style_feats = net(style)
-            self.style_targets = {
-                name: self.statistic.represent(style_feats[name]) for name in config.style_layers
-            }
-
-    def __call__(self, image: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """Total loss and its weighted parts ``content``, ``style``, ``tv``."""
-        cfg = self.config
-        feats = self.net(image)
-        content = torch.stack(
-            [content_loss(feats[n], t) for n, t in self.content_targets.items()]
-        ).mean()
-        style = weighted_sum(
-            [
-                self.statistic.distance(self.statistic.represent(feats[n]), self.style_targets[n])
-                for n in cfg.style_layers
-            ],
-            self.layer_weights,
-        )
-        parts = {
-            "content": cfg.content_weight * content,
-            "style": cfg.style_weight * style,
-            "tv": cfg.tv_weight * tv_loss(image) if cfg.tv_weight else image.new_zeros(()),
-        }
-        return parts["content"] + parts["style"] + parts["tv"], parts
-
-
 def style_layer_weights(config: StyleConfig) -> list[float]:
     """Per-layer style weights summing to 1: explicit, equal, or Gatys et al.'s reference
     ``1e3/N_l²`` rule (PytorchNeuralStyleTransfer, specs 1.5), which keeps the many-channel deep
@@ -128,101 +94,131 @@ def style_layer_weights(config: StyleConfig) -> list[float]:
     return [w / sum(weights) for w in weights]
 
 
-def initial_image(content: Tensor, config: StyleConfig, init: Tensor | None) -> Tensor:
-    """The starting point: the content image, seeded uniform noise, or a given image."""
+def mask_weights(mask: Tensor | None, size: tuple[int, int]) -> Tensor | None:
+    """A (1, 1, H, W) mask averaged down to a layer's grid, as weights (M,) summing to 1."""
+    if mask is None:
+        return None
+    weights = F.interpolate(mask, size=size, mode="area").flatten()
+    total = weights.sum()
+    return weights / total if total > 0 else weights
+
+
+class Objective:
+    """Weighted content + style + TV loss of an image against fixed targets.
+
+    Several styles are blended by summing their distances with weights that sum to 1. For
+    gram, mmd-*, and meanstd this has the same gradient as matching the weighted average of the
+    statistics; with masks each style is matched only where its mask is (guided statistics,
+    Gatys et al. 2017)."""
+
+    def __init__(
+        self,
+        net: VGG19Features,
+        content: Tensor,
+        styles: Sequence[Tensor],
+        config: StyleConfig,
+        blend: Sequence[float],
+        masks: Sequence[Tensor | None],
+    ) -> None:
+        self.net, self.config = net, config
+        info = lookup(STYLE_LOSSES, config.style_loss, "style loss")
+        self.statistic: StyleStatistic = info.load()
+        self.style_weight = config.style_weight * info.weight
+        self.layer_weights = style_layer_weights(config)
+        self.blend, self.masks = list(blend), list(masks)
+        with torch.no_grad():
+            self.content_targets = {
+                name: feats for name, feats in net(content).items() if name in config.content_layers
+            }
+            self.style_targets = []
+            for style in styles:
+                feats = net(style)
+                self.style_targets.append(
+                    {
+                        name: self.statistic.represent(feats[name][0].flatten(1), None)
+                        for name in config.style_layers
+                    }
+                )
+
+    def style_loss(self, feats: dict[str, Tensor]) -> Tensor:
+        terms = []
+        for name, layer_weight in zip(self.config.style_layers, self.layer_weights, strict=True):
+            flat = feats[name][0].flatten(1)
+            unmasked = None
+            for targets, blend, mask in zip(
+                self.style_targets, self.blend, self.masks, strict=True
+            ):
+                if mask is None:
+                    if unmasked is None:  # shared by every unmasked style
+                        unmasked = self.statistic.represent(flat, None)
+                    stat = unmasked
+                else:
+                    grid = (feats[name].shape[-2], feats[name].shape[-1])
+                    stat = self.statistic.represent(flat, mask_weights(mask, grid))
+                terms.append(layer_weight * blend * self.statistic.distance(stat, targets[name]))
+        return torch.stack(terms).sum()
+
+    def __call__(self, image: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """Total loss and its weighted parts ``content``, ``style``, ``tv``."""
+        cfg = self.config
+        feats = self.net(image)
+        content = torch.stack(
+            [content_loss(feats[n], t) for n, t in self.content_targets.items()]
+        ).mean()
+        parts = {
+            "content": cfg.content_weight * content,
+            "style": self.style_weight * self.style_loss(feats),
+            "tv": cfg.tv_weight * tv_loss(image) if cfg.tv_weight else image.new_zeros(()),
+        }
+        return parts["content"] + parts["style"] + parts["tv"], parts
+
+
+def initial_image(
+    content: Tensor, style: Tensor, config: StyleConfig, init: Tensor | None
+) -> Tensor:
+    """The starting point: the content image, seeded uniform noise, noise with the style's
+    per-channel mean and deviation (crowsonkb's ``style_stats``), or a given image."""
     if init is not None:
         return init.to(content)
+    generator = torch.Generator().manual_seed(config.seed)
     if config.init == "noise":
-        generator = torch.Generator().manual_seed(config.seed)
         return torch.rand(content.shape, generator=generator).to(content)
+    if config.init == "style-stats":
+        mean = style.mean(dim=(2, 3), keepdim=True).cpu()
+        std = style.std(dim=(2, 3), keepdim=True).cpu()
+        noise = torch.randn(content.shape, generator=generator) * std + mean
+        return noise.clamp(0, 1).to(content)
     return content.clone()
 
 
-def stylize(
-    content: Tensor,
-    style: Tensor,
-    config: StyleConfig,
-    *,
-    init: Tensor | None = None,
-    callback: Callback | None = None,
-    weights: Weights | None = None,
-) -> Result:
-    """Optimise an image to match ``content``'s features and ``style``'s statistics.
+def scale_sizes(
+    height: int, width: int, config: StyleConfig, smallest: int
+) -> list[tuple[int, int]]:
+    """The coarse-to-fine pyramid: sizes about sqrt(2) apart ending at (height, width).
 
-    Args:
-        content: (1, 3, H, W) RGB in [0, 1]; the output has its size.
-        style: (1, 3, H', W') RGB in [0, 1].
-        config: a checked :class:`StyleConfig`.
-        init: (1, 3, H, W) starting image, overriding ``config.init``.
-        callback: called after every iteration; returning True stops the run.
-        weights: preloaded VGG19 weights (default: read ``config.weights``).
-    """
-    start = time.perf_counter()
-    device = pick_device(config.device)
-    layers = set(config.content_layers) | set(config.style_layers)
-    smallest = min_input_size(layers)
-    for what, tensor in (("content", content), ("style", style)):
-        if min(tensor.shape[-2:]) < smallest:
-            height, width = tensor.shape[-2:]
-            raise ConfigError(
-                f"the {what} image is {width}x{height} at this size; layer "
-                f"{max(layers, key=layer_index)} needs at least {smallest} px on each side"
-            )
-    net = VGG19Features(weights or load_weights(config.weights), layers, config.pooling)
-    net = net.to(device)
-    content, style = content.to(device), style.to(device)
-    objective = Objective(net, content, style, config)
+    ``scales = 0`` picks automatically: one scale up to 512 px; above, start near 512 px, where
+    the composition settles cheaply, and refine (Gatys et al. 2017's 512 -> 1024 px schedule,
+    with crowsonkb's sqrt(2) steps in between)."""
+    longest = max(height, width)
+    count = config.scales
+    if count == 0:
+        count = 1 if longest <= 512 else 1 + max(1, round(2 * math.log2(longest / 512)))
+    sizes: list[tuple[int, int]] = []
+    for step in range(count - 1, -1, -1):
+        factor = 2 ** (-step / 2)
+        size = (max(smallest, round(height * factor)), max(smallest, round(width * factor)))
+        if not sizes or size != sizes[-1]:
+            sizes.append(size)
+    return sizes
 
-    info = lookup(OPTIMIZERS, config.optimizer, "optimizer")
-    scale = info.pixel_scale
-    # The optimiser sees ``param`` = image x scale; see OptimizerInfo.pixel_scale.
-    param = (initial_image(content, config, init) * scale).requires_grad_(True)
-    optimizer = info.load()([param], config)
-    best = _Best(param.detach() / scale)
-    parts: dict[str, Tensor] = {}
 
-    def closure() -> Tensor:
-        optimizer.zero_grad(set_to_none=True)
-        loss, evaluated = objective(param / scale)
-        loss.backward()  # type: ignore[no-untyped-call]
-        parts.update({k: v.detach() for k, v in evaluated.items()}, total=loss.detach())
-        return loss
-
-    history: list[LossRecord] = []
-    status = "completed"
-    try:
-        for iteration in range(1, config.iterations + 1):
-            optimizer.step(closure)
-            record = LossRecord(
-                iteration,
-                time.perf_counter() - start,
-                *(float(parts[k]) for k in ("total", "content", "style", "tv")),
-            )
-            history.append(record)
-            if not math.isfinite(record.loss):
-                status = "diverged"
-                break
-            # The loss was measured on the image before this step, which _Best holds.
-            best.offer(record.loss, iteration - 1)
-            with torch.no_grad():
-                param.clamp_(0.0, scale)  # the paper's clip_0_1 after every step
-            image = param.detach() / scale
-            best.remember(image)
-            if callback is not None and callback(
-                Iterate(**vars(record), total=config.iterations, image=image)
-            ):
-                status = "stopped"
-                break
-        if status in ("completed", "stopped"):
-            # The last step's image has not been evaluated yet; one forward pass settles
-            # whether it beats the best so far (it usually does).
-            with torch.no_grad():
-                final = float(objective(param / scale)[0])
-            if math.isfinite(final):
-                best.offer(final, len(history))
-    except KeyboardInterrupt:
-        status = "interrupted"
-    return Result(best.image(), history, status, best.iteration, time.perf_counter() - start)
+def resized(image: Tensor, size: tuple[int, int]) -> Tensor:
+    """(B, C, H, W) resized with antialiased bicubic (the best downsampler torch has; the
+    paper's TensorFlow used bilinear), clipped to [0, 1]."""
+    if tuple(image.shape[-2:]) == size:
+        return image
+    out = F.interpolate(image, size=size, mode="bicubic", antialias=True, align_corners=False)
+    return out.clamp(0, 1)
 
 
 class _Best:
@@ -230,11 +226,10 @@ class _Best:
     known only after the optimiser has stepped away from it, so the pre-step image is kept
     (``previous``) until its loss arrives."""
 
-    def __init__(self, image: Tensor) -> None:
-        self.previous = image
-        self.best = self.previous
+    def __init__(self, image: Tensor, iteration: int = 0) -> None:
+        self.previous = self.best = image
         self.loss = math.inf
-        self.iteration = 0
+        self.iteration = iteration
 
     def offer(self, loss: float, iteration: int) -> None:
         if loss < self.loss:
@@ -243,5 +238,194 @@ class _Best:
     def remember(self, image: Tensor) -> None:
         self.previous = image
 
-    def image(self) -> Tensor:
-        return self.best.clamp(0.0, 1.0)
+
+class _EMA:
+    """A bias-corrected exponential moving average of the image, as in Kingma et al. (Adam);
+    crowsonkb's iterate averaging. Off (identity) when decay is 0."""
+
+    def __init__(self, decay: float) -> None:
+        self.decay, self.count, self.average = decay, 0, torch.empty(0)
+
+    def update(self, image: Tensor) -> Tensor:
+        if not self.decay:
+            return image
+        if self.average.shape != image.shape:  # a new scale starts a new average
+            self.average, self.count = torch.zeros_like(image), 0
+        self.count += 1
+        self.average = self.average * self.decay + image * (1 - self.decay)
+        return self.average / (1 - self.decay**self.count)
+
+
+def stylize(
+    content: Tensor,
+    styles: Tensor | Sequence[Tensor],
+    config: StyleConfig,
+    *,
+    blend: Sequence[float] | None = None,
+    masks: Sequence[Tensor | None] | None = None,
+    init: Tensor | None = None,
+    callback: Callback | None = None,
+    weights: Weights | None = None,
+) -> Result:
+    """Optimise an image to match ``content``'s features and the styles' statistics.
+
+    Args:
+        content: (1, 3, H, W) RGB in [0, 1]; the output has its size.
+        styles: one or more (1, 3, H', W') RGB images in [0, 1].
+        config: a checked :class:`StyleConfig`.
+        blend: a weight per style (normalised to sum 1; default equal).
+        masks: per style, None or (1, 1, H, W) weights in [0, 1]: where that style applies.
+        init: (1, 3, H, W) starting image, overriding ``config.init``.
+        callback: called after every iteration; returning True stops the run.
+        weights: preloaded VGG19 weights (default: read ``config.weights``).
+    """
+    start = time.perf_counter()
+    styles = [styles] if isinstance(styles, Tensor) else list(styles)
+    blend = [1.0] * len(styles) if blend is None else list(blend)
+    if len(blend) != len(styles) or min(blend) < 0 or sum(blend) <= 0:
+        raise ConfigError("style weights must be >= 0, one per style, and not all 0")
+    blend = [b / sum(blend) for b in blend]
+    masks = [None] * len(styles) if masks is None else list(masks)
+    device = pick_device(config.device)
+    layers = set(config.content_layers) | set(config.style_layers)
+    smallest = min_input_size(layers)
+    for what, tensor in [("content", content)] + [("style", s) for s in styles]:
+        if min(tensor.shape[-2:]) < smallest:
+            height, width = tensor.shape[-2:]
+            raise ConfigError(
+                f"the {what} image is {width}x{height} at this size; layer "
+                f"{max(layers, key=layer_index)} needs at least {smallest} px on each side"
+            )
+    net = VGG19Features(weights or load_weights(config.weights), layers, config.pooling)
+    net = net.to(device)
+    content, styles = content.to(device), [s.to(device) for s in styles]
+    masks = [None if m is None else m.to(device) for m in masks]
+
+    height, width = content.shape[-2], content.shape[-1]
+    sizes = scale_sizes(height, width, config, smallest)
+    image = initial_image(content, styles[0], config, None if init is None else init.to(device))
+    run = _Run(config, callback, len(sizes), start)
+    fork = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=fork):
+        torch.manual_seed(config.seed)  # stochastic losses draw from here, reproducibly
+        for index, size in enumerate(sizes, start=1):
+            ratio = size[0] / content.shape[-2]
+            scaled_styles = [
+                resized(
+                    s,
+                    (
+                        max(smallest, round(s.shape[-2] * ratio)),
+                        max(smallest, round(s.shape[-1] * ratio)),
+                    ),
+                )
+                for s in styles
+            ]
+            scaled_masks = [
+                None if m is None else F.interpolate(m, size=size, mode="area") for m in masks
+            ]
+            objective = Objective(
+                net, resized(content, size), scaled_styles, config, blend, scaled_masks
+            )
+            image = run.scale(objective, resized(image, size), index)
+            if run.status != "completed":
+                break
+    return Result(
+        resized(image, (height, width)),
+        run.history,
+        run.status,
+        run.best_iteration,
+        time.perf_counter() - start,
+    )
+
+
+class _Run:
+    """The iterations of one call, across scales: history, status and the optimiser state."""
+
+    def __init__(
+        self, config: StyleConfig, callback: Callback | None, scales: int, start: float
+    ) -> None:
+        self.config, self.callback, self.scales, self.start = config, callback, scales, start
+        self.info = lookup(OPTIMIZERS, config.optimizer, "optimizer")
+        self.history: list[LossRecord] = []
+        self.status = "completed"
+        self.best_iteration = 0
+        self.adam_state: dict[str, Tensor] = {}
+
+    def scale(self, objective: Objective, image: Tensor, index: int) -> Tensor:
+        """Optimise at one scale from ``image``; returns the best image found there."""
+        config, scale = self.config, self.info.pixel_scale
+        # The optimiser sees ``param`` = image x scale; see OptimizerInfo.pixel_scale.
+        param = (image * scale).requires_grad_(True)
+        optimizer = self.info.load()([param], config)
+        self._carry_state(optimizer, param)
+        done = len(self.history)
+        best = _Best(image, done)
+        ema = _EMA(config.ema)
+        parts: dict[str, Tensor] = {}
+
+        def closure() -> Tensor:
+            optimizer.zero_grad(set_to_none=True)
+            loss, evaluated = objective(param / scale)
+            loss.backward()  # type: ignore[no-untyped-call]
+            parts.update({k: v.detach() for k, v in evaluated.items()}, total=loss.detach())
+            return loss
+
+        try:
+            for iteration in range(done + 1, done + config.iterations + 1):
+                optimizer.step(closure)
+                record = LossRecord(
+                    iteration,
+                    time.perf_counter() - self.start,
+                    *(float(parts[k]) for k in ("total", "content", "style", "tv")),
+                )
+                self.history.append(record)
+                if not math.isfinite(record.loss):
+                    self.status = "diverged"
+                    break
+                # The loss was measured on the image before this step, which _Best holds.
+                best.offer(record.loss, iteration - 1)
+                with torch.no_grad():
+                    param.clamp_(0.0, scale)  # the paper's clip_0_1 after every step
+                current = ema.update(param.detach() / scale)
+                best.remember(current)
+                if self.callback is not None and self.callback(
+                    Iterate(
+                        **vars(record),
+                        total=config.iterations * self.scales,
+                        scale=index,
+                        scales=self.scales,
+                        image=current,
+                    )
+                ):
+                    self.status = "stopped"
+                    break
+            if self.status in ("completed", "stopped"):
+                # The last image has not been evaluated yet; one forward pass settles whether
+                # it beats the best so far (it usually does).
+                with torch.no_grad():
+                    final = float(objective(best.previous)[0])
+                if math.isfinite(final):
+                    best.offer(final, len(self.history))
+        except KeyboardInterrupt:
+            self.status = "interrupted"
+        self._keep_state(optimizer, param)
+        self.best_iteration = best.iteration
+        return best.best
+
+    def _keep_state(self, optimizer: torch.optim.Optimizer, param: Tensor) -> None:
+        state = optimizer.state.get(param, {})
+        self.adam_state = {k: v for k, v in state.items() if k in ("step", "exp_avg", "exp_avg_sq")}
+
+    def _carry_state(self, optimizer: torch.optim.Optimizer, param: Tensor) -> None:
+        """Warm-start Adam at a new scale with its moment estimates resized (crowsonkb's
+        scale_adam). L-BFGS's curvature pairs belong to one resolution, so it starts afresh."""
+        if not self.adam_state or self.config.optimizer != "adam":
+            return
+        size = tuple(param.shape[-2:])
+        moments = {
+            k: F.interpolate(self.adam_state[k], size=size, mode="bilinear", align_corners=False)
+            for k in ("exp_avg", "exp_avg_sq")
+        }
+        moments["exp_avg_sq"] = moments["exp_avg_sq"].clamp_min(0)
+        # The step count comes along: the moments are warm, so no new bias correction.
+        optimizer.state[param] = {"step": self.adam_state["step"].clone(), **moments}

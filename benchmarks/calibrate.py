@@ -1,0 +1,56 @@
+"""Calibrate each style loss's registry weight against gram, on the bundled demo pair.
+
+A loss's weight makes its style term, evaluated on the content image against the style image,
+equal to gram's at the same size: then the default style weight means about the same amount of
+style whichever loss is chosen. Prints the weights at several sizes (they should agree).
+
+    python benchmarks/calibrate.py --sizes 256 512
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from estilo.cli import DEMO_CONTENT, DEMO_STYLE
+from estilo.core.config import resolve
+from estilo.core.registry import STYLE_LOSSES
+from estilo.core.stylize import Objective
+from estilo.core.vgg import VGG19Features
+from estilo.pipeline import cached_weights, read, resize, working_size
+
+
+def style_terms(size: int, repeats: int) -> dict[str, float]:
+    base = resolve(size=size)
+    content, style = (read(path, base, "image").rgb for path in (DEMO_CONTENT, DEMO_STYLE))
+    content = resize(content, working_size(*content.shape[-2:], base))[None]
+    style = resize(style, working_size(*style.shape[-2:], base))[None]
+    layers = set(base.style_layers) | set(base.content_layers)
+    net = VGG19Features(cached_weights(""), layers, base.pooling)
+    values = {}
+    for name in STYLE_LOSSES:
+        config = resolve(size=size, style_loss=name, style_weight=1.0)
+        objective = Objective(net, content, [style], config, [1.0], [None])
+        with torch.no_grad():
+            feats = net(content)
+            torch.manual_seed(0)
+            values[name] = sum(float(objective.style_loss(feats)) for _ in range(repeats)) / repeats
+    return values
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
+    parser.add_argument("--repeats", type=int, default=4, help="averages stochastic losses")
+    args = parser.parse_args()
+    print("| loss | " + " | ".join(f"weight at {s} px" for s in args.sizes) + " |")
+    print("|---|" + "---|" * len(args.sizes))
+    table = {size: style_terms(size, args.repeats) for size in args.sizes}
+    for name in STYLE_LOSSES:
+        cells = [f"{table[s]['gram'] / table[s][name]:.4g}" for s in args.sizes]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
