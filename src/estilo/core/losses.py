@@ -174,21 +174,29 @@ def psd_sqrt(matrix: Tensor) -> Tensor:
     return root
 
 
+#: Both covariances get this fraction of the target's mean variance added to their diagonal.
+W2_RIDGE = 1e-2
+
+
 def wasserstein_distance(stat: tuple[Tensor, ...], target: tuple[Tensor, ...]) -> Tensor:
     """Squared 2-Wasserstein distance between Gaussians fitted to the features, per channel:
     ‖μ_x − μ_s‖² + tr(Σ_x + Σ_s − 2 (Σ_s^½ Σ_x Σ_s^½)^½), divided by N.
 
     The trace of the matrix square root is Σ √λᵢ over the eigenvalues of the PSD matrix
     Σ_s^½ Σ_x Σ_s^½; eigenvalue gradients (unlike eigenvector ones) stay finite when
-    eigenvalues repeat, so this is differentiable without a custom backward. Σ_s^½ is a
-    constant (computed from the target on each call; cheap next to the VGG pass)."""
+    eigenvalues repeat, so this is differentiable without a custom backward. Deep layers have
+    fewer positions than channels, so the covariances are singular and 1/(2√λ) would explode
+    at λ → 0; a ridge ε·I on both covariances (ε = 1% of the style's mean variance, the role of
+    crowsonkb's eps) keeps every λ ≥ ε² and the distance still 0 exactly at the target."""
     mean, cov = stat[0], stat[1]
     mean_t, cov_t = target[0], target[1]
+    n = mean.shape[0]
+    ridge = W2_RIDGE * cov_t.trace().detach() / n * torch.eye(n, dtype=cov.dtype, device=cov.device)
+    cov, cov_t = cov + ridge, cov_t + ridge
     root_t = psd_sqrt(cov_t.double()).to(cov.dtype)
     middle = root_t @ cov @ root_t
     eigenvalues = torch.linalg.eigvalsh((middle + middle.T) / 2)
-    cross = eigenvalues.clamp_min(1e-10).sqrt().sum()
-    n = mean.shape[0]
+    cross = eigenvalues.clamp_min(0).sqrt().sum()
     total: Tensor = (mean - mean_t).pow(2).sum() + cov.trace() + cov_t.trace() - 2 * cross
     return total.clamp_min(0) / n
 
