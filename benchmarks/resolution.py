@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from estilo.cli import DEMO_CONTENT, DEMO_STYLE
+from estilo.image.samples import DEMO_CONTENT, DEMO_STYLE
 from estilo.pipeline import stylize
 
 

@@ -144,7 +144,9 @@ def imports_of(path: Path) -> set[str]:
     [
         ("core", ("PIL", "argparse", "estilo.image", "estilo.pipeline", "estilo.cli")),
         ("image", ("estilo.core", "estilo.pipeline", "estilo.cli", "argparse")),
-        ("pipeline.py", ("estilo.cli", "argparse")),
+        ("pipeline.py", ("estilo.cli", "estilo.experiments", "argparse")),
+        ("quality.py", ("estilo.cli", "estilo.experiments", "argparse")),
+        ("experiments", ("estilo.cli", "estilo.web", "argparse")),
     ],
 )
 def test_dependencies_point_one_way(layer: str, forbidden: tuple[str, ...]) -> None:

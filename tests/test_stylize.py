@@ -117,3 +117,24 @@ def test_style_layer_weighting() -> None:
     assert style_layer_weights(resolve(layer_weighting="equal")) == pytest.approx([0.2] * 5)
     explicit = resolve(style_layers="relu1_1,relu2_1", style_layer_weights="3,1")
     assert style_layer_weights(explicit) == pytest.approx([0.75, 0.25])
+
+
+def test_resume_from_checkpoint_matches_an_uninterrupted_run(
+    content: torch.Tensor, style: torch.Tensor, weights: Weights
+) -> None:
+    config = resolve(optimizer="adam", iterations=6, init="noise", **SMALL)
+    whole = stylize(content[None], style[None], config, weights=weights)
+    saved: list[object] = []
+
+    def stop_at_three(step: Iterate) -> bool:
+        if step.iteration == 3:
+            assert step.checkpoint is not None
+            saved.append(step.checkpoint())
+            return True
+        return False
+
+    stylize(content[None], style[None], config, callback=stop_at_three, weights=weights)
+    resumed = stylize(content[None], style[None], config, weights=weights, resume=saved[0])  # type: ignore[arg-type]
+    assert [r.iteration for r in resumed.history] == [1, 2, 3, 4, 5, 6]
+    assert [r.loss for r in resumed.history] == pytest.approx([r.loss for r in whole.history])
+    torch.testing.assert_close(resumed.image, whole.image)

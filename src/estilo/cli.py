@@ -17,10 +17,9 @@ from typing import Any, TextIO
 from . import __version__
 from .core.config import FIELDS, PRESETS, StyleConfig, resolve
 from .errors import EstiloError
+from .image.samples import DEMO_CONTENT, DEMO_STYLE
 
 EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
-SAMPLES = Path(__file__).parent / "samples"
-DEMO_CONTENT, DEMO_STYLE = SAMPLES / "tubingen.jpg", SAMPLES / "starry_night.jpg"
 
 
 class ArgumentError(EstiloError):
@@ -103,6 +102,26 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="stylize the bundled sample images")
     _add_run_flags(demo, "estilo-demo.png")
     commands.add_parser("info", help="versions, device, weights file and licence")
+    experiment = commands.add_parser(
+        "experiment",
+        help="run a study (a spec file, or 'paper') and write its report",
+        description="estilo experiment SPEC.toml -o DIR | estilo experiment paper -o DIR | "
+        "estilo experiment report DIR",
+    )
+    experiment.add_argument("target", help="a spec .toml/.json, 'paper', or 'report'")
+    experiment.add_argument("folder", nargs="?", help="with 'report': the experiment folder")
+    experiment.add_argument("-o", "--output", help="the experiment folder")
+    experiment.add_argument("--executor", choices=("local", "ray"), default="local")
+    experiment.add_argument("--address", help="Ray cluster address (default: start one here)")
+    experiment.add_argument("--size", type=int, help="paper: override the 1024 px size")
+    experiment.add_argument(
+        "--iterations-scale",
+        type=float,
+        default=1.0,
+        help="paper: multiply every iteration count (e.g. 0.05 on a CPU)",
+    )
+    experiment.add_argument("--content", help="paper: content image (default: bundled sample)")
+    experiment.add_argument("--style", help="paper: style image (default: bundled sample)")
     return parser
 
 
@@ -111,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "info":
             return info(sys.stdout)
+        if args.command == "experiment":
+            return experiment_command(args)
         return stylize_command(args)
     except EstiloError as exc:
         print(f"estilo: error: {exc}", file=sys.stderr)
@@ -177,6 +198,35 @@ def parse_style(spec: str) -> tuple[Path, float]:
         except ValueError:
             pass
     return Path(spec), 1.0
+
+
+def experiment_command(args: argparse.Namespace) -> int:
+    """Run a study and write its report, or rebuild a report from a folder."""
+    try:
+        from .experiments import report, runner, spec
+    except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
+        raise EstiloError(
+            f"experiments need {exc.name}: pip install 'estilo[experiments]'"
+        ) from None
+    if args.target == "report":
+        if not args.folder:
+            raise EstiloError("usage: estilo experiment report DIR")
+        for path in report.build_report(Path(args.folder)):
+            print(f"wrote {path}")
+        return 0
+    if not args.output:
+        raise EstiloError("give the experiment folder with -o DIR")
+    if args.target == "paper":
+        study = spec.paper(args.size, args.iterations_scale, args.content, args.style)
+    else:
+        if not Path(args.target).is_file():
+            raise EstiloError(f"spec file {args.target!r} does not exist")
+        study = spec.load_spec(args.target)
+    folder = Path(args.output)
+    runner.run(study, folder, args.executor, args.address, report=print)
+    for path in report.build_report(folder):
+        print(f"wrote {path}")
+    return 0
 
 
 class Progress:

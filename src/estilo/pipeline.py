@@ -25,7 +25,7 @@ from PIL import Image
 from torch import Tensor
 
 from .core.config import INIT_MODES, StyleConfig, resolve
-from .core.stylize import Iterate, LossRecord, Result, resized
+from .core.stylize import Checkpoint, Iterate, LossRecord, Result, resized
 from .core.stylize import stylize as optimise
 from .core.vgg import Weights, load_weights
 from .errors import ConfigError, ImageError
@@ -135,6 +135,7 @@ def stylize(
     *,
     style_weights: Sequence[float] | None = None,
     mask: ImageSource | None = None,
+    resume: Checkpoint | None = None,
     **overrides: Any,
 ) -> Stylized:
     """Stylize ``content`` with one or more styles: the Python API.
@@ -147,6 +148,7 @@ def stylize(
         style_weights: one weight per style (normalised to sum 1; default equal).
         mask: a greyscale (one style) or label (several styles) image the size of the content:
             where each style applies.
+        resume: continue a single-scale run from ``Iterate.checkpoint()``.
         **overrides: any StyleConfig field, e.g. ``iterations=100``; ``preset="paper"`` too.
 
     Returns:
@@ -191,6 +193,7 @@ def stylize(
         init=None if init is None else resize(init, size)[None],
         callback=callback,
         weights=cached_weights(config.weights),
+        resume=resume,
     )
     image = result.image[0].cpu()
     if config.preserve_colors == "luminance":

@@ -9,10 +9,13 @@ loss seen, so a divergence (NaN), a Ctrl-C or a callback's stop never loses the 
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +41,17 @@ class LossRecord:
     tv: float
 
 
+@dataclass
+class Checkpoint:
+    """Everything needed to continue a single-scale run later: the image after ``iteration``
+    steps, the optimiser's state and the history so far (``torch.save`` can store it)."""
+
+    image: Tensor
+    iteration: int
+    optimizer_state: dict[str, Any]
+    history: list[LossRecord]
+
+
 @dataclass(frozen=True)
 class Iterate(LossRecord):
     """What the callback sees each iteration. ``image`` (1, 3, H, W) is the image after the step
@@ -48,6 +62,8 @@ class Iterate(LossRecord):
     scale: int = 1
     scales: int = 1
     image: Tensor = field(default_factory=lambda: torch.empty(0), repr=False)
+    #: Captures a :class:`Checkpoint` of this moment when called (it copies the state).
+    checkpoint: Callable[[], Checkpoint] | None = field(default=None, repr=False, compare=False)
 
 
 #: A callback may return True to stop the run early (the best image so far is kept).
@@ -266,6 +282,7 @@ def stylize(
     init: Tensor | None = None,
     callback: Callback | None = None,
     weights: Weights | None = None,
+    resume: Checkpoint | None = None,
 ) -> Result:
     """Optimise an image to match ``content``'s features and the styles' statistics.
 
@@ -278,6 +295,7 @@ def stylize(
         init: (1, 3, H, W) starting image, overriding ``config.init``.
         callback: called after every iteration; returning True stops the run.
         weights: preloaded VGG19 weights (default: read ``config.weights``).
+        resume: continue a single-scale run from a checkpoint taken by ``Iterate.checkpoint``.
     """
     start = time.perf_counter()
     styles = [styles] if isinstance(styles, Tensor) else list(styles)
@@ -303,8 +321,12 @@ def stylize(
 
     height, width = content.shape[-2], content.shape[-1]
     sizes = scale_sizes(height, width, config, smallest)
+    if resume is not None and len(sizes) > 1:
+        raise ConfigError("resuming needs a single-scale run (--scales 1)")
+    if resume is not None:
+        init = resume.image
     image = initial_image(content, styles[0], config, None if init is None else init.to(device))
-    run = _Run(config, callback, len(sizes), start)
+    run = _Run(config, callback, len(sizes), start, resume)
     fork = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=fork):
         torch.manual_seed(config.seed)  # stochastic losses draw from here, reproducibly
@@ -342,11 +364,17 @@ class _Run:
     """The iterations of one call, across scales: history, status and the optimiser state."""
 
     def __init__(
-        self, config: StyleConfig, callback: Callback | None, scales: int, start: float
+        self,
+        config: StyleConfig,
+        callback: Callback | None,
+        scales: int,
+        start: float,
+        resume: Checkpoint | None = None,
     ) -> None:
         self.config, self.callback, self.scales, self.start = config, callback, scales, start
         self.info = lookup(OPTIMIZERS, config.optimizer, "optimizer")
-        self.history: list[LossRecord] = []
+        self.resume = resume
+        self.history: list[LossRecord] = list(resume.history) if resume else []
         self.status = "completed"
         self.best_iteration = 0
         self.adam_state: dict[str, Tensor] = {}
@@ -358,7 +386,10 @@ class _Run:
         param = (image * scale).requires_grad_(True)
         optimizer = self.info.load()([param], config)
         self._carry_state(optimizer, param)
+        if self.resume is not None:
+            optimizer.load_state_dict(self.resume.optimizer_state)
         done = len(self.history)
+        last = config.iterations * index  # every scale runs config.iterations
         best = _Best(image, done)
         ema = _EMA(config.ema)
         parts: dict[str, Tensor] = {}
@@ -371,7 +402,7 @@ class _Run:
             return loss
 
         try:
-            for iteration in range(done + 1, done + config.iterations + 1):
+            for iteration in range(done + 1, last + 1):
                 optimizer.step(closure)
                 record = LossRecord(
                     iteration,
@@ -395,6 +426,7 @@ class _Run:
                         scale=index,
                         scales=self.scales,
                         image=current,
+                        checkpoint=functools.partial(self._checkpoint, optimizer, param, iteration),
                     )
                 ):
                     self.status = "stopped"
@@ -411,6 +443,13 @@ class _Run:
         self._keep_state(optimizer, param)
         self.best_iteration = best.iteration
         return best.best
+
+    def _checkpoint(
+        self, optimizer: torch.optim.Optimizer, param: Tensor, iteration: int
+    ) -> Checkpoint:
+        image = (param.detach() / self.info.pixel_scale).clone()
+        state = copy.deepcopy(optimizer.state_dict())
+        return Checkpoint(image, iteration, state, list(self.history))
 
     def _keep_state(self, optimizer: torch.optim.Optimizer, param: Tensor) -> None:
         state = optimizer.state.get(param, {})

@@ -1,0 +1,233 @@
+"""Run an experiment's jobs, resumably, locally or on a Ray cluster, and record the results.
+
+Files in the output folder (everything a report needs; the report is rebuilt from them alone):
+
+* ``experiment.json``: the experiment's cases and fingerprint (a folder holds one experiment);
+* ``runs.jsonl``: one line per finished case, appended; a crash loses at most the job running;
+* ``runs/<job>/``: ``history.csv``, ``iter_NNNNN.png`` snapshots at each case's iteration
+  count, and ``checkpoint.pt`` while the job is unfinished, from which a rerun resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import os
+import resource
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..core.stylize import Checkpoint, Iterate, pick_device
+from ..errors import EstiloError
+from ..image.io import atomic_write, save_image
+from ..pipeline import (
+    Stylized,
+    cached_weights,
+    read,
+    resize,
+    snapshot_path,
+    stylize,
+    working_size,
+    write_history,
+)
+from ..quality import measure
+from .spec import Case, Experiment, Job
+
+#: Seconds between checkpoints of a running job.
+CHECKPOINT_SECONDS = 30.0
+#: A case "stalled" when its last half of iterations lowered the loss by less than this.
+STALL_FRACTION = 1e-3
+
+
+def prepare(experiment: Experiment, folder: Path) -> set[str]:
+    """Create or check the folder; return the ids of the cases already finished."""
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = folder / "experiment.json"
+    if manifest.exists():
+        recorded = json.loads(manifest.read_text())
+        if recorded.get("fingerprint") != experiment.fingerprint:
+            raise EstiloError(
+                f"{str(folder)!r} holds a different experiment ({recorded.get('name')!r}); "
+                "use another output folder"
+            )
+    else:
+        text = json.dumps(experiment.describe(), indent=1).encode()
+        atomic_write(manifest, lambda handle: handle.write(text))
+    for image in (experiment.content, *experiment.styles):
+        read(image, experiment.cases[0].config, "image")  # fail now, not in the middle
+    return {record["case_id"] for record in read_records(folder)}
+
+
+def read_records(folder: Path) -> list[dict[str, Any]]:
+    """The finished cases; a torn last line (a crash mid-write) is ignored."""
+    path = folder / "runs.jsonl"
+    records = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return records
+
+
+def append_records(folder: Path, records: list[dict[str, Any]]) -> None:
+    with (folder / "runs.jsonl").open("a") as handle:
+        for record in records:
+            handle.write(json.dumps(record) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def execute_job(job: Job, experiment: Experiment, folder: str) -> list[dict[str, Any]]:
+    """Run one job (in a worker process) and return a record per case. Resumes from the job's
+    checkpoint if one exists; on Ctrl-C it checkpoints and returns nothing."""
+    root = Path(folder)
+    workdir = root / "runs" / job.id
+    workdir.mkdir(parents=True, exist_ok=True)
+    checkpoint_path = workdir / "checkpoint.pt"
+    resume = None
+    if checkpoint_path.exists():
+        state = torch.load(checkpoint_path, weights_only=False)
+        resume = Checkpoint(**state)
+    wanted = {case.config.iterations for case in job.cases}
+    last_save = [time.monotonic()]
+
+    def on_iterate(step: Iterate) -> None:
+        if step.iteration in wanted:
+            save_image(step.image, snapshot_path(workdir / "iter.png", step.iteration))
+        if step.checkpoint and time.monotonic() - last_save[0] > CHECKPOINT_SECONDS:
+            _save_checkpoint(checkpoint_path, step.checkpoint())
+            last_save[0] = time.monotonic()
+
+    config = job.config.replace(scales=1)
+    result = stylize(experiment.content, list(experiment.styles), config, on_iterate, resume=resume)
+    if result.status == "interrupted":
+        return []
+    write_history(workdir / "history.csv", result.history)
+    checkpoint_path.unlink(missing_ok=True)
+    return [_record(case, job, result, root, workdir, experiment) for case in job.cases]
+
+
+def _save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
+    atomic_write(path, lambda handle: torch.save(vars(checkpoint), handle))
+
+
+def _record(
+    case: Case, job: Job, result: Stylized, root: Path, workdir: Path, experiment: Experiment
+) -> dict[str, Any]:
+    iterations = case.config.iterations
+    history = [r for r in result.history if r.iteration <= iterations]
+    finite = [r for r in history if math.isfinite(r.loss)]
+    # Diverged: the loss became NaN/inf, or the run ended worse than it started.
+    diverged = len(finite) < len(history) or (bool(finite) and finite[-1].loss > finite[0].loss)
+    image_path = snapshot_path(workdir / "iter.png", iterations)
+    if not image_path.exists():  # diverged before this count: the best finite image stands in
+        save_image(result.image, image_path)
+    image = read(image_path, case.config, "image").rgb
+    content = read(experiment.content, case.config, "content").rgb
+    style = read(experiment.styles[0], case.config, "style").rgb
+    size = working_size(content.shape[-2], content.shape[-1], case.config)
+    half = finite[len(finite) // 2].loss if finite else math.nan
+    end = finite[-1] if finite else None
+    stalled = end is not None and not diverged and (half - end.loss) < STALL_FRACTION * half
+    seconds = history[-1].seconds if history else 0.0
+    return {
+        "case_id": case.id,
+        "label": case.label,
+        "job": job.id,
+        "config": case.config.to_dict(),
+        "iterations": iterations,
+        "status": "diverged" if diverged else "stalled" if stalled else "converging",
+        "seconds": seconds,
+        "seconds_per_iteration": seconds / max(1, len(history)),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_gpu_mib": torch.cuda.max_memory_allocated() / 2**20
+        if torch.cuda.is_available()
+        else None,
+        "device": str(pick_device(case.config.device)),
+        "loss": end.loss if end else math.nan,
+        "content": end.content if end else math.nan,
+        "style": end.style if end else math.nan,
+        **measure(image, resize(content, size), style, cached_weights(case.config.weights)),
+        "image": str(image_path.relative_to(root)),
+        "history": str((workdir / "history.csv").relative_to(root)),
+    }
+
+
+def _local_job(args: tuple[Job, Experiment, str]) -> list[dict[str, Any]]:
+    return execute_job(*args)
+
+
+def run(
+    experiment: Experiment,
+    folder: Path,
+    executor: str = "local",
+    address: str | None = None,
+    report: Callable[[str], None] = lambda line: None,
+) -> list[dict[str, Any]]:
+    """Run every unfinished job; append records as jobs finish; return all records."""
+    done = prepare(experiment, folder)
+    pending = [job for job in experiment.jobs if any(c.id not in done for c in job.cases)]
+    skipped = len(experiment.jobs) - len(pending)
+    report(
+        f"{len(experiment.cases)} cases in {len(experiment.jobs)} runs; "
+        f"{skipped} already finished, {len(pending)} to run ({executor})"
+    )
+    if executor == "ray":
+        _run_ray(experiment, folder, pending, address, report)
+    else:
+        context = multiprocessing.get_context("spawn")  # a fresh process: its own peak memory
+        for number, job in enumerate(pending, start=1):
+            started = time.perf_counter()
+            with context.Pool(1, maxtasksperchild=1) as pool:
+                records = pool.apply(_local_job, ((job, experiment, str(folder)),))
+            if not records:
+                raise KeyboardInterrupt
+            append_records(folder, records)
+            report(
+                f"[{number}/{len(pending)}] {records[-1]['label']}: "
+                f"{time.perf_counter() - started:.0f} s"
+            )
+    return read_records(folder)
+
+
+def _run_ray(
+    experiment: Experiment,
+    folder: Path,
+    pending: list[Job],
+    address: str | None,
+    report: Callable[[str], None],
+) -> None:
+    try:
+        import ray
+    except ModuleNotFoundError:
+        raise EstiloError("--executor ray needs Ray: pip install 'estilo[ray]'") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    try:
+        gpus = ray.cluster_resources().get("GPU", 0)  # type: ignore[no-untyped-call]
+        # One GPU per run where the cluster has GPUs, else one CPU; a fresh worker per run
+        # (max_calls=1) so that each run's peak memory is its own.
+        task = ray.remote(num_gpus=1 if gpus else 0, num_cpus=0 if gpus else 1, max_calls=1)(
+            execute_job
+        )
+        futures = {task.remote(job, experiment, str(folder)): job for job in pending}
+        finished = 0
+        while futures:
+            ready, _ = ray.wait(list(futures), num_returns=1)
+            job = futures.pop(ready[0])
+            records = ray.get(ready[0])
+            finished += 1
+            append_records(folder, records)
+            report(f"[{finished}/{len(pending)}] {job.cases[-1].label} (ray)")
+    finally:
+        if started_here:
+            ray.shutdown()

@@ -1,0 +1,220 @@
+"""Experiments: specs, grid expansion, run sharing, resume, reports, Ray, the paper command."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from estilo import cli
+from estilo.errors import ConfigError, EstiloError
+from estilo.experiments import report, runner, spec
+from estilo.image.io import to_pil
+
+from .conftest import synthetic_content, synthetic_style
+
+# Keep a local Ray instance on loopback (read when Ray starts).
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+TINY = {"size": 32, "log_every": 0, "device": "cpu", "scales": 1}
+
+
+@pytest.fixture
+def images(tmp_path: Path) -> tuple[str, str]:
+    content, style = tmp_path / "c.png", tmp_path / "s.png"
+    to_pil(synthetic_content()).save(content)
+    to_pil(synthetic_style()).save(style)
+    return str(content), str(style)
+
+
+def write_spec(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "study.toml"
+    path.write_text(body)
+    return path
+
+
+def test_grid_is_a_cartesian_product_plus_cases(tmp_path: Path, images: tuple[str, str]) -> None:
+    path = write_spec(
+        tmp_path,
+        f"""
+content = "{images[0]}"
+style = "{images[1]}"
+[base]
+size = 32
+[grid]
+optimizer = ["adam", "sgd"]
+lr = [0.01, 0.1, 1.0]
+[[cases]]
+name = "lbfgs"
+optimizer = "lbfgs"
+""",
+    )
+    study = spec.load_spec(path)
+    assert len(study.cases) == 7
+    assert {c.config.optimizer for c in study.cases} == {"adam", "sgd", "lbfgs"}
+    assert study.axes == ("optimizer", "lr")
+    assert study.cases[0].label == "optimizer=adam, lr=0.01" and study.cases[-1].label == "lbfgs"
+
+
+def test_cases_differing_only_in_iterations_share_a_run() -> None:
+    study = spec.paper(size=32)
+    assert len(study.cases) == 11
+    jobs = {(j.config.optimizer, j.config.lr): j for j in study.jobs}
+    assert len(jobs) == 6
+    adam = jobs[("adam", 0.01)]
+    assert adam.config.iterations == 10000
+    assert [c.config.iterations for c in adam.cases] == [500, 4000, 10000]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("[base]\nsise = 3\n", "unknown field 'sise'"),
+        ("[grid]\nlr = []\n", "grid axis 'lr' must be a non-empty list"),
+        ("[grid]\n", "empty grid and no cases"),
+        ("colour = 1\n", "unknown key 'colour'"),
+        ("[base]\nlr = -1\n[[cases]]\nname = 'x'\n", "lr must be a positive number"),
+    ],
+)
+def test_bad_specs(tmp_path: Path, body: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        spec.load_spec(write_spec(tmp_path, body))
+
+
+def tiny_study(images: tuple[str, str], iterations: tuple[int, ...] = (2, 4)) -> spec.Experiment:
+    cases = [{"name": f"adam {n}", "optimizer": "adam", "iterations": n} for n in iterations]
+    cases.append({"name": "sgd", "optimizer": "sgd", "lr": 1e-8, "iterations": 2})
+    return spec.build("tiny", images[0], [images[1]], dict(TINY), {}, cases)
+
+
+def test_local_run_records_report_and_rerun_skips(tmp_path: Path, images: tuple[str, str]) -> None:
+    study = tiny_study(images)
+    folder = tmp_path / "out"
+    records = runner.run(study, folder)
+    assert len(records) == 3 and len(study.jobs) == 2
+    record = next(r for r in records if r["label"] == "adam 4")
+    for key in (
+        "seconds",
+        "seconds_per_iteration",
+        "peak_rss_mib",
+        "device",
+        "status",
+        "content_distance",
+        "style_distance",
+        "ssim",
+        "loss",
+    ):
+        assert key in record, key
+    assert 0 < record["ssim"] <= 1 and record["style_distance"] > 0
+    assert (folder / record["image"]).exists()
+    shared = {r["job"] for r in records if r["label"].startswith("adam")}
+    assert len(shared) == 1  # 2 and 4 iterations: one run
+
+    lines: list[str] = []
+    runner.run(study, folder, report=lines.append)
+    assert "3 already finished" not in lines[0] and "2 already finished, 0 to run" in lines[0]
+    assert len(runner.read_records(folder)) == 3
+
+    md, html = report.build_report(folder)
+    text = md.read_text()
+    assert "## Findings" in text and "Lowest final loss" in text and "| adam 4 |" in text
+    page = html.read_text()
+    assert page.count("data:image/") >= 2 and "<table>" in page
+
+
+def test_report_rebuilds_from_files_alone(tmp_path: Path, images: tuple[str, str]) -> None:
+    folder = tmp_path / "out"
+    runner.run(tiny_study(images, (3,)), folder)
+    (folder / "report.md").unlink(missing_ok=True)
+    assert cli.main(["experiment", "report", str(folder)]) == 0
+    assert "adam 3" in (folder / "report.md").read_text()
+
+
+def test_a_folder_holds_one_experiment(tmp_path: Path, images: tuple[str, str]) -> None:
+    folder = tmp_path / "out"
+    runner.prepare(tiny_study(images, (3,)), folder)
+    with pytest.raises(EstiloError, match="holds a different experiment"):
+        runner.prepare(tiny_study(images, (5,)), folder)
+
+
+def test_missing_image_fails_before_running(tmp_path: Path, images: tuple[str, str]) -> None:
+    study = tiny_study((str(tmp_path / "nope.png"), images[1]))
+    with pytest.raises(EstiloError, match="no such file"):
+        runner.run(study, tmp_path / "out")
+    assert not (tmp_path / "out" / "runs.jsonl").exists()
+
+
+def test_crash_resumes_from_checkpoint(
+    tmp_path: Path, images: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    study = spec.build(
+        "crash",
+        images[0],
+        [images[1]],
+        dict(TINY),
+        {},
+        [{"name": "adam 6", "optimizer": "adam", "iterations": 6}],
+    )
+    job = study.jobs[0]
+    folder = tmp_path / "out"
+    runner.prepare(study, folder)
+    monkeypatch.setattr(runner, "CHECKPOINT_SECONDS", -1.0)  # checkpoint every iteration
+
+    calls = {"n": 0}
+    real_save = runner._save_checkpoint
+
+    def save_then_maybe_crash(path: Path, checkpoint: object) -> None:
+        real_save(path, checkpoint)  # type: ignore[arg-type]
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise RuntimeError("simulated crash")
+
+    monkeypatch.setattr(runner, "_save_checkpoint", save_then_maybe_crash)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        runner.execute_job(job, study, str(folder))
+    saved = torch.load(folder / "runs" / job.id / "checkpoint.pt", weights_only=False)
+    assert saved["iteration"] == 4
+
+    records = runner.execute_job(job, study, str(folder))  # resumes at iteration 5
+    history = (folder / records[0]["history"]).read_text().splitlines()
+    assert [line.split(",")[0] for line in history[1:]] == ["1", "2", "3", "4", "5", "6"]
+    assert not (folder / "runs" / job.id / "checkpoint.pt").exists()
+
+
+def test_paper_command_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "paper"
+    code = cli.main(
+        ["experiment", "paper", "-o", str(folder), "--size", "32", "--iterations-scale", "0.001"]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "11 cases in 6 runs" in out
+    records = runner.read_records(folder)
+    assert len(records) == 11
+    assert {r["config"]["optimizer"] for r in records} == {"adam", "adamax", "adadelta", "sgd"}
+    assert (folder / "report.html").exists()
+    manifest = json.loads((folder / "experiment.json").read_text())
+    assert manifest["axes"] == ["iterations", "optimizer", "lr"]
+
+
+def test_cli_experiment_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["experiment", str(tmp_path / "none.toml"), "-o", str(tmp_path)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert cli.main(["experiment", "report", str(tmp_path)]) == 2
+    assert "holds no experiment" in capsys.readouterr().err
+
+
+def test_ray_executor_on_a_local_instance(tmp_path: Path, images: tuple[str, str]) -> None:
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        study = tiny_study(images)
+        lines: list[str] = []
+        records = runner.run(study, tmp_path / "ray", executor="ray", report=lines.append)
+        assert len(records) == 3
+        assert any("(ray)" in line for line in lines)
+        assert report.build_report(tmp_path / "ray")[1].exists()
+    finally:
+        ray.shutdown()
