@@ -12,7 +12,6 @@ import csv
 import dataclasses
 import functools
 import io
-import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from .core.config import INIT_MODES, StyleConfig, resolve
 from .core.stylize import Checkpoint, Iterate, LossRecord, Result, resized
 from .core.stylize import stylize as optimise
 from .core.vgg import Weights, load_weights
-from .errors import ConfigError, ImageError
+from .errors import ImageError
 from .image import color
 from .image.io import LoadedImage, atomic_write, load_image, output_format, save_image, to_pil
 
@@ -160,11 +159,6 @@ def stylize(
     else:
         config = resolve(base=config or StyleConfig(), **overrides)
     sources = style_list(style)
-    weights = [1.0] * len(sources) if style_weights is None else [float(w) for w in style_weights]
-    if len(weights) != len(sources):
-        raise ConfigError(f"{len(weights)} style weights for {len(sources)} styles")
-    if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
-        raise ConfigError("style weights must be finite, >= 0 and not all 0")
     content_image = read(content, config, "content image")
     style_images = [read(s, config, "style image") for s in sources]
     init = None
@@ -188,7 +182,7 @@ def stylize(
         else content_rgb[None],
         [s[None] for s in styles],
         config,
-        blend=weights,
+        blend=style_weights,
         masks=masks,
         init=None if init is None else resize(init, size)[None],
         callback=callback,

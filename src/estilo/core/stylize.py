@@ -300,8 +300,15 @@ def stylize(
     start = time.perf_counter()
     styles = [styles] if isinstance(styles, Tensor) else list(styles)
     blend = [1.0] * len(styles) if blend is None else list(blend)
-    if len(blend) != len(styles) or min(blend) < 0 or sum(blend) <= 0:
-        raise ConfigError("style weights must be >= 0, one per style, and not all 0")
+    if (
+        len(blend) != len(styles)
+        or not all(math.isfinite(b) and b >= 0 for b in blend)
+        or sum(blend) <= 0
+    ):
+        raise ConfigError(
+            f"style weights must be finite, >= 0, not all 0 and one per style "
+            f"({len(blend)} given for {len(styles)} styles)"
+        )
     blend = [b / sum(blend) for b in blend]
     masks = [None] * len(styles) if masks is None else list(masks)
     device = pick_device(config.device)
