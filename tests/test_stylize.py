@@ -138,3 +138,16 @@ def test_resume_from_checkpoint_matches_an_uninterrupted_run(
     assert [r.iteration for r in resumed.history] == [1, 2, 3, 4, 5, 6]
     assert [r.loss for r in resumed.history] == pytest.approx([r.loss for r in whole.history])
     torch.testing.assert_close(resumed.image, whole.image)
+
+
+def test_tolerance_stops_a_run_that_no_longer_improves(
+    content: torch.Tensor, style: torch.Tensor, weights: Weights
+) -> None:
+    # SGD with a vanishing rate barely moves: the loss stalls at once.
+    config = resolve(
+        optimizer="sgd", lr=1e-20, iterations=50, tolerance=1e-3, tolerance_window=5, **SMALL
+    )
+    result = stylize(content[None], style[None], config, weights=weights)
+    assert result.status == "completed" and len(result.history) == 6
+    moving = resolve(iterations=12, tolerance=1e-3, tolerance_window=5, **SMALL)
+    assert len(stylize(content[None], style[None], moving, weights=weights).history) == 12

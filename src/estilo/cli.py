@@ -184,7 +184,10 @@ def stylize_command(args: argparse.Namespace) -> int:
         print(f"estilo: interrupted; {saved}", file=sys.stderr)
         return EXIT_INTERRUPTED
     if not args.quiet:
-        print(f"done in {result.seconds:.1f} s: {output}")
+        ran = len(result.history)
+        early = f" (--tolerance stopped it after {ran} of {result.planned} iterations)"
+        early = early if ran < result.planned else ""
+        print(f"done in {result.seconds:.1f} s{early}: {output}")
     return 0
 
 

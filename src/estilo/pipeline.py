@@ -47,6 +47,7 @@ class Stylized:
     best_iteration: int
     seconds: float
     config: StyleConfig
+    planned: int
 
     def to_pil(self) -> Image.Image:
         return to_pil(self.image, self.alpha)
@@ -194,7 +195,14 @@ def stylize(
         image = color.restore_chroma(image, content_rgb)
     alpha = None if content_image.alpha is None else resize(content_image.alpha, size)
     return Stylized(
-        image, alpha, result.history, result.status, result.best_iteration, result.seconds, config
+        image,
+        alpha,
+        result.history,
+        result.status,
+        result.best_iteration,
+        result.seconds,
+        config,
+        result.planned,
     )
 
 

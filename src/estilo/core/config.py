@@ -73,6 +73,12 @@ class StyleConfig:
         "(0: automatic, 1 up to 512 px; 1: off)",
     )
     ema: float = _opt(0.0, "output an exponential moving average of the image (decay; 0: off)")
+    tolerance: float = _opt(
+        0.0,
+        "stop a scale early once the loss fell by less than this fraction over the last "
+        "TOLERANCE_WINDOW iterations (0: never)",
+    )
+    tolerance_window: int = _opt(20, "iterations over which --tolerance measures the progress")
     seed: int = _opt(0, "random seed (noise start, stochastic losses)")
     device: str = _opt("auto", "compute device", choices=DEVICES)
     adam_beta1: float = _opt(0.9, "Adam's beta_1")
@@ -279,6 +285,8 @@ def _check(config: StyleConfig) -> StyleConfig:
     )
     require(0 <= config.scales <= MAX_SCALES, f"scales must be between 0 and {MAX_SCALES}")
     require(0 <= config.ema < 1, "ema must be in [0, 1)")
+    require(0 <= config.tolerance < 1, "tolerance must be in [0, 1)")
+    require(config.tolerance_window >= 1, "tolerance_window must be >= 1")
     return dataclasses.replace(
         config,
         content_layers=tuple(canonical_layer(n) for n in config.content_layers),

@@ -76,6 +76,7 @@ class Result:
     scale reached (resized to the output size if the run ended at a coarser one).
 
     ``best_iteration`` counts the steps taken to reach it (0: the initial image).
+    ``planned`` is iterations x scales, more than ``len(history)`` after an early stop.
     ``status`` is ``completed``, ``stopped`` (by the callback), ``diverged`` (the loss became
     NaN or infinite) or ``interrupted`` (KeyboardInterrupt).
     """
@@ -85,6 +86,7 @@ class Result:
     status: str
     best_iteration: int
     seconds: float
+    planned: int  # iterations x scales; more than len(history) when --tolerance stopped early
 
 
 def pick_device(name: str) -> torch.device:
@@ -364,6 +366,7 @@ def stylize(
         run.status,
         run.best_iteration,
         time.perf_counter() - start,
+        config.iterations * len(sizes),
     )
 
 
@@ -396,7 +399,8 @@ class _Run:
         if self.resume is not None:
             optimizer.load_state_dict(self.resume.optimizer_state)
         done = len(self.history)
-        last = config.iterations * index  # every scale runs config.iterations
+        # Every scale runs config.iterations; a resumed run continues to that count.
+        last = config.iterations if self.resume is not None else done + config.iterations
         best = _Best(image, done)
         ema = _EMA(config.ema)
         parts: dict[str, Tensor] = {}
@@ -438,6 +442,8 @@ class _Run:
                 ):
                     self.status = "stopped"
                     break
+                if self._converged(done):
+                    break
             if self.status in ("completed", "stopped"):
                 # The last image has not been evaluated yet; one forward pass settles whether
                 # it beats the best so far (it usually does).
@@ -450,6 +456,16 @@ class _Run:
         self._keep_state(optimizer, param)
         self.best_iteration = best.iteration
         return best.best
+
+    def _converged(self, start: int) -> bool:
+        """Early stopping: the loss of this scale fell by less than ``tolerance`` (relative)
+        over the last ``tolerance_window`` iterations."""
+        window, tolerance = self.config.tolerance_window, self.config.tolerance
+        recent = self.history[start:]
+        if not tolerance or len(recent) <= window:
+            return False
+        before, now = recent[-window - 1].loss, recent[-1].loss
+        return before - now < tolerance * abs(before)
 
     def _checkpoint(
         self, optimizer: torch.optim.Optimizer, param: Tensor, iteration: int
