@@ -1,6 +1,9 @@
-"""Seconds per iteration and peak memory of estilo's loop, per image size and optimiser.
+"""Seconds per iteration and peak memory: estilo vs pastiche vs the bare VGG19 pass.
 
-Each case runs in a fresh process so that its peak RSS is its own. Not part of the tests.
+Each measurement runs in a fresh process (its peak RSS is its own), on the bundled demo pair at
+the given longest side, with the same layers (content relu4_2; style relu1_1..relu5_1), after 2
+warm-up iterations. "floor" is one forward and backward pass of VGG19 up to relu5_1 on the
+content-sized image: what any tool must pay per iteration. Not part of the tests.
 
     python benchmarks/iteration.py                       # 256 and 512 px, adam and lbfgs
     python benchmarks/iteration.py --sizes 256 --iterations 5
@@ -15,26 +18,60 @@ import subprocess
 import sys
 import time
 
-CASE = """
+COMMON = """
 import json, resource, sys, time, torch
-from estilo.core.config import resolve
-from estilo.core.stylize import stylize
-from estilo.pipeline import cached_weights
+from estilo.image.samples import DEMO_CONTENT, DEMO_STYLE
 size, optimizer, iterations, warmup = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), 2
-weights = cached_weights("")
-g = torch.Generator().manual_seed(0)
-content = torch.rand(1, 3, size * 3 // 4, size, generator=g)
-style = torch.rand(1, 3, size, size, generator=g)
 times = []
-def tick(step):
-    times.append(time.perf_counter())
-config = resolve(size=size, optimizer=optimizer, iterations=iterations + warmup, log_every=0,
-                 device="cpu")
-stylize(content, style, config, callback=tick, weights=weights)
-per = (times[-1] - times[warmup - 1]) / iterations
-print(json.dumps({"seconds_per_iteration": per,
-                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+def done():
+    per = (times[-1] - times[warmup - 1]) / iterations
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds_per_iteration": per, "peak_rss_mib": rss}))
 """
+
+TOOLS = {
+    "estilo": COMMON
+    + """
+from estilo.pipeline import stylize
+stylize(DEMO_CONTENT, DEMO_STYLE, size=size, optimizer=optimizer, iterations=iterations + warmup,
+        log_every=0, device="cpu", callback=lambda step: times.append(time.perf_counter()))
+done()
+""",
+    "pastiche": COMMON
+    + """
+from pastiche.pastiche import PasticheArtist
+artist = PasticheArtist(str(DEMO_CONTENT), [str(DEMO_STYLE)], size=size, optimizer=optimizer,
+                        device="cpu")
+for _ in range(iterations + warmup):
+    artist.draw()
+    times.append(time.perf_counter())
+done()
+""",
+    "floor": COMMON
+    + """
+from estilo.core.vgg import VGG19Features, load_weights
+from estilo.pipeline import read, resize, resolve, working_size
+config = resolve(size=size)
+content = read(DEMO_CONTENT, config, "content").rgb
+image = resize(content, working_size(*content.shape[-2:], config))[None].requires_grad_(True)
+net = VGG19Features(load_weights(), ["relu4_2", "relu5_1"])
+for _ in range(iterations + warmup):
+    sum(f.sum() for f in net(image).values()).backward()
+    times.append(time.perf_counter())
+done()
+""",
+}
+
+
+def measure(tool: str, size: int, optimizer: str, iterations: int) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, "-c", TOOLS[tool], str(size), optimizer, str(iterations)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    return result
 
 
 def main() -> None:
@@ -46,24 +83,23 @@ def main() -> None:
     import torch
 
     print(
-        f"# {time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
-        f"{torch.get_num_threads()} threads, torch {torch.__version__}, "
-        f"python {platform.python_version()}"
+        f"# {time.strftime('%Y-%m-%d')}, {platform.machine()}, {torch.get_num_threads()} "
+        f"threads, torch {torch.__version__}, python {platform.python_version()}"
     )
-    print("| size (long side, 4:3) | optimizer | s/iteration | peak RSS (MiB) |")
-    print("|---|---|---|---|")
+    print(
+        "| size | optimizer | estilo s/it | pastiche s/it | floor s/it | estilo/pastiche "
+        "| estilo/floor | estilo RSS MiB | pastiche RSS MiB |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for size in args.sizes:
+        floor = measure("floor", size, "none", args.iterations)
         for optimizer in args.optimizers:
-            out = subprocess.run(
-                [sys.executable, "-c", CASE, str(size), optimizer, str(args.iterations)],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-            row = json.loads(out.strip().splitlines()[-1])
+            ours = measure("estilo", size, optimizer, args.iterations)
+            theirs = measure("pastiche", size, optimizer, args.iterations)
+            a, b, f = (r["seconds_per_iteration"] for r in (ours, theirs, floor))
             print(
-                f"| {size} | {optimizer} | {row['seconds_per_iteration']:.3f} | "
-                f"{row['peak_rss_mib']:.0f} |",
+                f"| {size} | {optimizer} | {a:.3f} | {b:.3f} | {f:.3f} | {a / b:.2f} | "
+                f"{a / f:.2f} | {ours['peak_rss_mib']:.0f} | {theirs['peak_rss_mib']:.0f} |",
                 flush=True,
             )
 
