@@ -62,33 +62,35 @@ class StyleStatistic:
     distance: Callable[[Stat, Stat], Tensor]
 
 
-def _uniform(features: Tensor, weights: Tensor | None) -> Tensor:
-    m = features.shape[1]
-    return weights if weights is not None else features.new_full((m,), 1.0 / m)
+def _average_products(left: Tensor, right: Tensor, weights: Tensor | None) -> Tensor:
+    """(C, M), (D, M) -> (C, D): Σ_k w_k l_k r_kᵀ; the plain mean over positions when
+    unweighted (no (C, M) weighted copy: this is on every iteration's path)."""
+    if weights is None:
+        return left @ right.T / left.shape[1]
+    return (left * weights) @ right.T
 
 
 def weighted_gram(features: Tensor, weights: Tensor | None = None) -> Tensor:
     """(C, M) -> (C, C): Σ_k w_k f_k f_kᵀ, i.e. F Fᵀ / M when unweighted."""
-    w = _uniform(features, weights)
-    return (features * w) @ features.T
+    return _average_products(features, features, weights)
 
 
 def weighted_mean(features: Tensor, weights: Tensor | None = None) -> Tensor:
     """(C, M) -> (C,): the per-channel mean over positions."""
-    return features @ _uniform(features, weights)
+    return features.mean(1) if weights is None else features @ weights
 
 
 def mean_and_covariance(features: Tensor, weights: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """(C, M) -> mean (C,), covariance (C, C) (population, i.e. divided by M)."""
     mean = weighted_mean(features, weights)
     centred = features - mean[:, None]
-    return mean, (centred * _uniform(features, weights)) @ centred.T
+    return mean, _average_products(centred, centred, weights)
 
 
 def mean_and_std(features: Tensor, weights: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """(C, M) -> per-channel mean and population standard deviation (Li et al.'s BN stats)."""
     mean = weighted_mean(features, weights)
-    variance = (features - mean[:, None]).pow(2) @ _uniform(features, weights)
+    variance = weighted_mean((features - mean[:, None]).pow(2), weights)
     return mean, (variance + 1e-8).sqrt()  # eps keeps the gradient finite for dead channels
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils import skip_init
 
 from ..errors import ConfigError, EstiloError
 from .layers import CONV_NAMES, LAYER_NAMES, keras_name, layer_index
@@ -137,7 +138,8 @@ class VGG19Features(nn.Module):
             module: nn.Module
             if name.startswith("conv"):
                 weight, bias = weights[name]
-                conv = nn.Conv2d(weight.shape[1], weight.shape[0], 3, padding=1)
+                # skip_init: the random initialisation would be overwritten at once.
+                conv = skip_init(nn.Conv2d, weight.shape[1], weight.shape[0], 3, padding=1)  # type: ignore[no-untyped-call]
                 conv.weight = nn.Parameter(weight.clone())
                 conv.bias = nn.Parameter(bias.clone())
                 module = conv
