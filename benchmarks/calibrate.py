@@ -14,8 +14,8 @@ import argparse
 import torch
 
 from estilo.core.config import resolve
+from estilo.core.objective import Objective
 from estilo.core.registry import STYLE_LOSSES
-from estilo.core.stylize import Objective
 from estilo.core.vgg import VGG19Features
 from estilo.image.samples import DEMO_CONTENT, DEMO_STYLE
 from estilo.pipeline import cached_weights, read, resize, working_size

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from estilo.core.config import resolve
+from estilo.core.objective import style_layer_weights
 from estilo.core.registry import OPTIMIZERS
-from estilo.core.stylize import Iterate, style_layer_weights, stylize
+from estilo.core.stylize import Iterate, stylize
 from estilo.core.vgg import Weights
 
 SMALL = {"log_every": 0, "device": "cpu"}
