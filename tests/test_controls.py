@@ -276,3 +276,17 @@ def test_readme_style_loss_table_matches_the_registry() -> None:
     for name, info in STYLE_LOSSES.items():
         row = next(line for line in readme.splitlines() if line.startswith(f"| `{name}`"))
         assert float(row.rstrip(" |").rsplit("|", 1)[1]) == info.weight, name
+
+
+def test_luminance_mode_callbacks_see_colour_images() -> None:
+    seen: list[torch.Tensor] = []
+    content = synthetic_content(64, 64)
+    estilo.stylize(
+        content,
+        flat((0.1, 0.9, 0.2)),
+        iterations=2,
+        preserve_colors="luminance",
+        callback=lambda step: seen.append(step.image) or None,
+        **FAST,
+    )
+    assert chroma_error(seen[-1][0], content) < 0.01  # not a grey image

@@ -177,6 +177,8 @@ def stylize(
         styles = [color.match_histogram(s, content_rgb) for s in styles]
     elif config.preserve_colors == "luminance":
         styles = [color.match_luminance(s, content_rgb) for s in styles]
+    if callback is not None and config.preserve_colors == "luminance":
+        callback = _recoloured(callback, content_rgb)
     result: Result = optimise(
         color.luminance(content_rgb)[None]
         if config.preserve_colors == "luminance"
@@ -204,6 +206,19 @@ def stylize(
         config,
         result.planned,
     )
+
+
+def _recoloured(
+    callback: Callable[[Iterate], bool | None], content: Tensor
+) -> Callable[[Iterate], bool | None]:
+    """In luminance mode the loop optimises grey images; callbacks (progress views, snapshots)
+    see them with the content's colours put back, as the final output will be."""
+
+    def recolour(step: Iterate) -> bool | None:
+        image = color.restore_chroma(step.image[0].cpu(), content)[None]
+        return callback(dataclasses.replace(step, image=image))
+
+    return recolour
 
 
 def check_output(output: Path, inputs: list[Path]) -> None:
