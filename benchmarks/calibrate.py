@@ -24,8 +24,8 @@ from estilo.pipeline import cached_weights, read, resize, working_size
 def style_terms(size: int, repeats: int) -> dict[str, float]:
     base = resolve(size=size)
     content, style = (read(path, base, "image").rgb for path in (DEMO_CONTENT, DEMO_STYLE))
-    content = resize(content, working_size(*content.shape[-2:], base))[None]
-    style = resize(style, working_size(*style.shape[-2:], base))[None]
+    content = resize(content, working_size(content.shape[-2], content.shape[-1], base))[None]
+    style = resize(style, working_size(style.shape[-2], style.shape[-1], base))[None]
     layers = set(base.style_layers) | set(base.content_layers)
     net = VGG19Features(cached_weights(""), layers, base.pooling)
     values = {}

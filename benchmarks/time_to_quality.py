@@ -18,8 +18,9 @@ import time
 
 import torch
 
+from estilo import resolve
 from estilo.image.samples import DEMO_CONTENT, DEMO_STYLE
-from estilo.pipeline import cached_weights, read, resize, resolve, stylize, working_size
+from estilo.pipeline import cached_weights, read, resize, stylize, working_size
 from estilo.quality import measure
 
 
@@ -34,7 +35,7 @@ def main() -> None:
     config = resolve(size=args.size)
     weights = cached_weights("")
     content = read(DEMO_CONTENT, config, "content").rgb
-    content = resize(content, working_size(*content.shape[-2:], config))
+    content = resize(content, working_size(content.shape[-2], content.shape[-1], config))
     style = read(DEMO_STYLE, config, "style").rgb
 
     def quality(image: torch.Tensor) -> dict[str, float]:
