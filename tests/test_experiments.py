@@ -218,3 +218,15 @@ def test_ray_executor_on_a_local_instance(tmp_path: Path, images: tuple[str, str
         assert report.build_report(tmp_path / "ray")[1].exists()
     finally:
         ray.shutdown()
+
+
+def test_missing_matplotlib_names_the_extra_before_running(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails as if not installed
+    code = cli.main(["experiment", "paper", "-o", str(tmp_path / "p"), "--size", "32"])
+    assert code == 2
+    assert "pip install 'estilo[experiments]'" in capsys.readouterr().err
+    assert not (tmp_path / "p").exists()

@@ -205,12 +205,9 @@ def parse_style(spec: str) -> tuple[Path, float]:
 
 def experiment_command(args: argparse.Namespace) -> int:
     """Run a study and write its report, or rebuild a report from a folder."""
-    try:
-        from .experiments import report, runner, spec
-    except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
-        raise EstiloError(
-            f"experiments need {exc.name}: pip install 'estilo[experiments]'"
-        ) from None
+    from .experiments import report, runner, spec
+
+    report.require_matplotlib()  # fail before hours of runs, not at the report
     if args.target == "report":
         if not args.folder:
             raise EstiloError("usage: estilo experiment report DIR")

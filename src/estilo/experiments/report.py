@@ -33,7 +33,8 @@ COLUMNS = (
 )
 
 
-def _matplotlib() -> Any:
+def require_matplotlib() -> Any:
+    """matplotlib's pyplot (headless), or a one-line error naming the extra to install."""
     try:
         import matplotlib
     except ModuleNotFoundError:
@@ -58,7 +59,7 @@ def _png(figure: Any) -> bytes:
 
 def loss_curves(folder: Path, records: list[dict[str, Any]], axes: list[str]) -> dict[str, bytes]:
     """One log-scale plot of loss against iteration per axis, coloured by the axis's value."""
-    plt = _matplotlib()
+    plt = require_matplotlib()
     plots = {}
     for axis in axes or ["label"]:
         figure, ax = plt.subplots(figsize=(7, 4))
