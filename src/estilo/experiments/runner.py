@@ -111,7 +111,11 @@ def execute_job(job: Job, experiment: Experiment, folder: str) -> list[dict[str,
         return []
     write_history(workdir / "history.csv", result.history)
     checkpoint_path.unlink(missing_ok=True)
-    return [_record(case, job, result, root, workdir, experiment) for case in job.cases]
+    # The content and style images are the same for every case of the job: read them once.
+    content = read(experiment.content, config, "content").rgb
+    content = resize(content, working_size(content.shape[-2], content.shape[-1], config))
+    style = read(experiment.styles[0], config, "style").rgb
+    return [_record(case, job, result, root, workdir, content, style) for case in job.cases]
 
 
 def _save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
@@ -119,7 +123,13 @@ def _save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
 
 
 def _record(
-    case: Case, job: Job, result: Stylized, root: Path, workdir: Path, experiment: Experiment
+    case: Case,
+    job: Job,
+    result: Stylized,
+    root: Path,
+    workdir: Path,
+    content: torch.Tensor,
+    style: torch.Tensor,
 ) -> dict[str, Any]:
     iterations = case.config.iterations
     history = [r for r in result.history if r.iteration <= iterations]
@@ -130,9 +140,6 @@ def _record(
     if not image_path.exists():  # diverged before this count: the best finite image stands in
         save_image(result.image, image_path)
     image = read(image_path, case.config, "image").rgb
-    content = read(experiment.content, case.config, "content").rgb
-    style = read(experiment.styles[0], case.config, "style").rgb
-    size = working_size(content.shape[-2], content.shape[-1], case.config)
     half = finite[len(finite) // 2].loss if finite else math.nan
     end = finite[-1] if finite else None
     stalled = end is not None and not diverged and (half - end.loss) < STALL_FRACTION * half
@@ -154,7 +161,7 @@ def _record(
         "loss": end.loss if end else math.nan,
         "content": end.content if end else math.nan,
         "style": end.style if end else math.nan,
-        **measure(image, resize(content, size), style, cached_weights(case.config.weights)),
+        **measure(image, content, style, cached_weights(case.config.weights)),
         "image": str(image_path.relative_to(root)),
         "history": str((workdir / "history.csv").relative_to(root)),
     }
