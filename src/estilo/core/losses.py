@@ -164,11 +164,6 @@ def meanstd_distance(stat: tuple[Tensor, Tensor], target: tuple[Tensor, Tensor])
     return mean_squared_error(stat[0], target[0]) + mean_squared_error(stat[1], target[1])
 
 
-def wasserstein_represent(features: Tensor, weights: Tensor | None) -> tuple[Tensor, ...]:
-    mean, cov = mean_and_covariance(features, weights)
-    return mean, cov
-
-
 def psd_sqrt(matrix: Tensor) -> Tensor:
     """Symmetric square root of a positive semi-definite matrix (no gradient needed)."""
     values, vectors = torch.linalg.eigh(matrix)
@@ -203,10 +198,6 @@ def wasserstein_distance(stat: tuple[Tensor, ...], target: tuple[Tensor, ...]) -
     return total.clamp_min(0) / n
 
 
-def sliced_represent(features: Tensor, weights: Tensor | None) -> Tensor:
-    return positions(features, weights)
-
-
 def sliced_wasserstein_distance(features: Tensor, target: Tensor) -> Tensor:
     """Sliced Wasserstein loss (Heitz et al. 2021): project both feature sets on N random unit
     directions, drawn anew at every evaluation, sort, compare. When the two sets differ in size
@@ -229,10 +220,5 @@ mmd_linear_loss = StyleStatistic(weighted_mean, mmd_linear_distance)
 mmd_poly_loss = StyleStatistic(mmd_poly_represent, mmd_poly_distance)
 mmd_gaussian_loss = StyleStatistic(mmd_gaussian_represent, mmd_gaussian_distance)
 meanstd_loss = StyleStatistic(mean_and_std, meanstd_distance)
-wasserstein_loss = StyleStatistic(wasserstein_represent, wasserstein_distance)
-sliced_wasserstein_loss = StyleStatistic(sliced_represent, sliced_wasserstein_distance)
-
-
-def weighted_sum(terms: list[Tensor], weights: list[float]) -> Tensor:
-    """Σ wᵢ tᵢ as a tensor (the terms may live on any device)."""
-    return torch.stack([w * t for t, w in zip(terms, weights, strict=True)]).sum()
+wasserstein_loss = StyleStatistic(mean_and_covariance, wasserstein_distance)
+sliced_wasserstein_loss = StyleStatistic(positions, sliced_wasserstein_distance)
