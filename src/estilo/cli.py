@@ -169,6 +169,7 @@ def stylize_command(args: argparse.Namespace) -> int:
         Path(args.history) if args.history else None,
         list(weights),
         Path(args.mask) if args.mask else None,
+        notify=lambda notice: print(f"estilo: {notice}", file=sys.stderr),
     )
     progress.close()
     saved = f"best image (iteration {result.best_iteration}) saved to {output}"

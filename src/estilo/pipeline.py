@@ -136,6 +136,7 @@ def stylize(
     style_weights: Sequence[float] | None = None,
     mask: ImageSource | None = None,
     resume: Checkpoint | None = None,
+    notify: Callable[[str], None] | None = None,
     **overrides: Any,
 ) -> Stylized:
     """Stylize ``content`` with one or more styles: the Python API.
@@ -149,6 +150,7 @@ def stylize(
         mask: a greyscale (one style) or label (several styles) image the size of the content:
             where each style applies.
         resume: continue a single-scale run from ``Iterate.checkpoint()``.
+        notify: receives one-line notices before the run (e.g. a memory fallback).
         **overrides: any StyleConfig field, e.g. ``iterations=100``; ``preset="paper"`` too.
 
     Returns:
@@ -191,6 +193,7 @@ def stylize(
         callback=callback,
         weights=cached_weights(config.weights),
         resume=resume,
+        notify=notify,
     )
     image = result.image[0].cpu()
     if config.preserve_colors == "luminance":
@@ -262,6 +265,7 @@ def run(
     history: Path | None = None,
     style_weights: Sequence[float] | None = None,
     mask: Path | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> Stylized:
     """The CLI's job: check outputs, stylize, save snapshots, the image and the history.
 
@@ -284,7 +288,13 @@ def run(
         return callback(step) if callback is not None else None
 
     result = stylize(
-        content, list(styles), config, on_iterate, style_weights=style_weights, mask=mask
+        content,
+        list(styles),
+        config,
+        on_iterate,
+        style_weights=style_weights,
+        mask=mask,
+        notify=notify,
     )
     result.save(output)
     if history is not None:

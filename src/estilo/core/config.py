@@ -23,6 +23,8 @@ POOLINGS = ("max", "avg")
 LAYER_WEIGHTINGS = ("gatys", "equal")
 COLOR_MODES = ("none", "luminance", "histogram")  # implemented in estilo.image.color
 DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "float32", "bfloat16")
+RECOMPUTE_MODES = ("auto", "on", "off")
 INIT_MODES = ("content", "noise", "style-stats")  # or a path to an image
 MAX_SIZE = 16384
 MAX_ITERATIONS = 1_000_000
@@ -81,6 +83,18 @@ class StyleConfig:
     tolerance_window: int = _opt(20, "iterations over which --tolerance measures the progress")
     seed: int = _opt(0, "random seed (noise start, stochastic losses)")
     device: str = _opt("auto", "compute device", choices=DEVICES)
+    precision: str = _opt(
+        "auto",
+        "VGG19 arithmetic: float32, or bfloat16 autocast with the losses in float32 "
+        "(auto: bfloat16 on CUDA, float32 elsewhere)",
+        choices=PRECISIONS,
+    )
+    recompute: str = _opt(
+        "auto",
+        "recompute activations in the backward pass instead of storing them: less memory, "
+        "more time (auto: only when the run would not fit in free memory)",
+        choices=RECOMPUTE_MODES,
+    )
     adam_beta1: float = _opt(0.9, "Adam's beta_1")
     adam_beta2: float = _opt(0.999, "Adam's beta_2")
     adam_eps: float = _opt(1e-7, "Adam's epsilon (Keras default 1e-7)")
@@ -245,9 +259,11 @@ def _check(config: StyleConfig) -> StyleConfig:
         ("pooling", POOLINGS),
         ("layer_weighting", LAYER_WEIGHTINGS),
         ("preserve_colors", COLOR_MODES),
+        ("device", DEVICES),
+        ("precision", PRECISIONS),
+        ("recompute", RECOMPUTE_MODES),
     ):
         require(getattr(config, name) in choices, f"{name} must be one of {', '.join(choices)}")
-    require(config.device in DEVICES, f"device must be one of {', '.join(DEVICES)}")
     require(
         config.lr is None or (math.isfinite(config.lr) and config.lr > 0),
         "lr must be a positive number",

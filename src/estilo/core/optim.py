@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from .config import StyleConfig
+from .registry import LBFGS_HISTORY
 
 KERAS_EPSILON = 1e-7
 
@@ -38,4 +39,6 @@ def build_lbfgs(params: list[Tensor], config: StyleConfig) -> torch.optim.Optimi
     # first-order optimisers. Without a line search each iteration costs exactly one
     # forward+backward pass: a strong-Wolfe search re-evaluates the accepted point at the next
     # step() and doubles the cost. The curvature history persists across step() calls.
-    return torch.optim.LBFGS(params, lr=config.learning_rate, max_iter=1, history_size=50)
+    return torch.optim.LBFGS(
+        params, lr=config.learning_rate, max_iter=1, history_size=LBFGS_HISTORY
+    )

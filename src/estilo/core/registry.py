@@ -44,6 +44,13 @@ class OptimizerInfo(Entry):
 
     default_lr: float = 0.01
     pixel_scale: float = 1.0
+    #: Image-sized float32 buffers it holds (parameter and gradient included): its memory cost.
+    buffers: int = 4
+
+
+#: Curvature pairs L-BFGS keeps (PyTorch's default is 100; two image-sized vectors per pair make
+#: it the largest memory cost of a big run, and 50 converged as well on the demo).
+LBFGS_HISTORY = 50
 
 
 @dataclass(frozen=True)
@@ -68,13 +75,14 @@ OPTIMIZERS: dict[str, OptimizerInfo] = {
         OptimizerInfo("adam", "Adam (Kingma & Ba 2015), the paper's choice", "optim:build_adam"),
         OptimizerInfo("adamax", "Adamax, Adam under the infinity norm", "optim:build_adamax"),
         OptimizerInfo("adadelta", "Adadelta (Zeiler 2012)", "optim:build_adadelta"),
-        OptimizerInfo("sgd", "plain gradient descent, no momentum", "optim:build_sgd"),
+        OptimizerInfo("sgd", "plain gradient descent, no momentum", "optim:build_sgd", buffers=2),
         OptimizerInfo(
             "lbfgs",
             "L-BFGS, no line search (Gatys et al. 2016's choice)",
             "optim:build_lbfgs",
             default_lr=1.0,
             pixel_scale=255.0,
+            buffers=2 * LBFGS_HISTORY + 6,
         ),
     )
 }

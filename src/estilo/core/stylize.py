@@ -24,6 +24,7 @@ from torch import Tensor
 from ..errors import ConfigError
 from .config import StyleConfig
 from .layers import layer_index, min_input_size
+from .memory import MemoryPlan, plan
 from .objective import Objective
 from .registry import OPTIMIZERS, lookup
 from .vgg import VGG19Features, Weights, load_weights
@@ -87,6 +88,7 @@ class Result:
     best_iteration: int
     seconds: float
     planned: int  # iterations x scales; more than len(history) when --tolerance stopped early
+    memory: MemoryPlan | None = None  # the estimate made before the run, and its decision
 
 
 def pick_device(name: str) -> torch.device:
@@ -97,6 +99,18 @@ def pick_device(name: str) -> torch.device:
     if (name == "cuda" and not cuda) or (name == "mps" and not mps):
         raise ConfigError(f"device {name!r} is not available on this machine (try --device cpu)")
     return torch.device(name)
+
+
+def autocast_dtype(config: StyleConfig, device: torch.device) -> torch.dtype | None:
+    """bfloat16 when asked for, or by default on a CUDA GPU that has it; None: float32.
+
+    A departure from the paper (float32 throughout): on tensor-core GPUs bfloat16 halves the
+    time and memory of the VGG19 pass, and with the statistics and losses in float32 the output
+    stays within 2% of float32's by the quality measure (BENCHMARKS.md, GPU)."""
+    if config.precision == "auto":
+        cuda = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if cuda else None
+    return torch.bfloat16 if config.precision == "bfloat16" else None
 
 
 def initial_image(
@@ -193,6 +207,7 @@ def stylize(
     callback: Callback | None = None,
     weights: Weights | None = None,
     resume: Checkpoint | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> Result:
     """Optimise an image to match ``content``'s features and the styles' statistics.
 
@@ -206,6 +221,11 @@ def stylize(
         callback: called after every iteration; returning True stops the run.
         weights: preloaded VGG19 weights (default: read ``config.weights``).
         resume: continue a single-scale run from a checkpoint taken by ``Iterate.checkpoint``.
+        notify: receives one-line notices before the run (memory fallback).
+
+    Raises:
+        ConfigError: bad options, images too small for the layers, or a run that would not fit
+            in the device's free memory.
     """
     start = time.perf_counter()
     styles = [styles] if isinstance(styles, Tensor) else list(styles)
@@ -231,13 +251,31 @@ def stylize(
                 f"the {what} image is {width}x{height} at this size; layer "
                 f"{max(layers, key=layer_index)} needs at least {smallest} px on each side"
             )
-    net = VGG19Features(weights or load_weights(config.weights), layers, config.pooling)
+    height, width = content.shape[-2], content.shape[-1]
+    sizes = scale_sizes(height, width, config, smallest)
+    autocast = autocast_dtype(config, device)
+    memory = plan(
+        config,
+        (height, width),
+        [(s.shape[-2], s.shape[-1]) for s in styles],
+        device,
+        autocast is not None,
+        notify,
+    )
+    net = VGG19Features(
+        weights or load_weights(config.weights),
+        layers,
+        config.pooling,
+        autocast=autocast,
+        recompute=memory.recompute,
+    )
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # sizes are fixed per scale: tune once, reuse
+        net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     net = net.to(device)
     content, styles = content.to(device), [s.to(device) for s in styles]
     masks = [None if m is None else m.to(device) for m in masks]
 
-    height, width = content.shape[-2], content.shape[-1]
-    sizes = scale_sizes(height, width, config, smallest)
     if resume is not None and len(sizes) > 1:
         raise ConfigError("resuming needs a single-scale run (--scales 1)")
     if resume is not None:
@@ -275,6 +313,7 @@ def stylize(
         run.best_iteration,
         time.perf_counter() - start,
         config.iterations * len(sizes),
+        memory,
     )
 
 
@@ -323,11 +362,9 @@ class _Run:
         try:
             for iteration in range(done + 1, last + 1):
                 optimizer.step(closure)
-                record = LossRecord(
-                    iteration,
-                    time.perf_counter() - self.start,
-                    *(float(parts[k]) for k in ("total", "content", "style", "tv")),
-                )
+                # One device-to-host copy for all four numbers: on a GPU each is a sync.
+                values = torch.stack([parts[k] for k in ("total", "content", "style", "tv")])
+                record = LossRecord(iteration, time.perf_counter() - self.start, *values.tolist())
                 self.history.append(record)
                 if not math.isfinite(record.loss):
                     self.status = "diverged"

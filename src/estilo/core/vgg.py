@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import skip_init
+from torch.utils.checkpoint import checkpoint
 
 from ..errors import ConfigError, EstiloError
 from .layers import CONV_NAMES, LAYER_NAMES, keras_name, layer_index
@@ -127,6 +128,9 @@ class VGG19Features(nn.Module):
         weights: Mapping[str, tuple[Tensor, Tensor]],
         layers: Collection[str],
         pooling: str = "max",
+        *,
+        autocast: torch.dtype | None = None,
+        recompute: bool = False,
     ) -> None:
         super().__init__()
         if not layers:
@@ -151,6 +155,17 @@ class VGG19Features(nn.Module):
             self.body.add_module(name, module)
         self.requires_grad_(False)
         self.eval()
+        # bfloat16 autocast runs the convolutions at twice float32's tensor-core rate and halves
+        # the stored activations; the features leave in float32 so the losses stay exact.
+        self.autocast = autocast
+        # Activation checkpointing per block: keep only each block's input and the requested
+        # features, recompute the rest during the backward pass (memory for ~1/3 more time).
+        self.recompute = recompute
+        self.blocks: list[list[tuple[str, nn.Module]]] = [[]]
+        for name, child in self.body.named_children():
+            self.blocks[-1].append((name, child))
+            if name.startswith("pool"):
+                self.blocks.append([])
         self.mean: Tensor
         self.register_buffer("mean", torch.tensor(MEAN_BGR).view(1, 3, 1, 1), persistent=False)
 
@@ -160,9 +175,29 @@ class VGG19Features(nn.Module):
 
     def forward(self, image: Tensor) -> dict[str, Tensor]:
         x = self.preprocess(image)
+        if x.device.type == "cuda":  # cuDNN's fastest convolutions want NHWC
+            x = x.contiguous(memory_format=torch.channels_last)
         features: dict[str, Tensor] = {}
-        for name, module in self.body.named_children():
-            x = module(x)
-            if name in self.layers:
-                features[name] = x
-        return features
+        device = x.device.type
+        with torch.autocast(device, self.autocast or torch.float32, self.autocast is not None):
+            for block in self.blocks:
+                if not block:
+                    continue
+                if self.recompute and x.requires_grad:
+                    x, found = checkpoint(_run_block, block, self.layers, x, use_reentrant=False)
+                else:
+                    x, found = _run_block(block, self.layers, x)
+                features.update(zip((n for n, _ in block if n in self.layers), found, strict=True))
+        return {name: feats.float() for name, feats in features.items()}
+
+
+def _run_block(
+    block: list[tuple[str, nn.Module]], layers: frozenset[str], x: Tensor
+) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """One VGG block: its output and, in order, the requested feature maps inside it."""
+    found = []
+    for name, module in block:
+        x = module(x)
+        if name in layers:
+            found.append(x)
+    return x, tuple(found)

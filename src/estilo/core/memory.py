@@ -1,0 +1,190 @@
+"""How much memory a run will need, known before it starts.
+
+A 2048 px run needs about 10 GiB; a machine without it would otherwise swap or kill the process
+minutes in, losing the work. ``plan`` estimates the peak from the layers, sizes, precision and
+optimiser, compares it with the memory free on the device, switches to recomputing activations
+(checkpointing, Chen et al. 2016) when only that fits, and otherwise refuses with the numbers.
+
+The model counts what autograd keeps for the backward pass: every ReLU output (the next conv's
+input), max-pooling's int64 indices, the float32 copies of requested features, the targets, the
+optimiser's image-sized buffers and the weights. ``OVERHEAD`` covers what it does not count
+(allocator slack, temporary buffers in the losses); ``benchmarks/memory.py`` prints estimate and
+measured peak side by side, and a test holds them within 25%.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import ConfigError
+from .config import StyleConfig
+from .layers import LAYER_NAMES, layer_channels, layer_index
+from .registry import OPTIMIZERS
+
+GIB = 2**30
+#: Measured peak over the counted bytes (benchmarks/memory.py, CPU, 512-2048 px).
+OVERHEAD = 1.15
+#: What a first pass allocates whatever the size: autograd's engine, convolution workspaces.
+RUNTIME = 100 * 2**20
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """Estimated peak bytes with stored and with recomputed activations, the bytes free (None
+    where unknown) and whether the run recomputes."""
+
+    stored: int
+    recomputed: int
+    free: int | None
+    recompute: bool
+
+    @property
+    def estimate(self) -> int:
+        return self.recomputed if self.recompute else self.stored
+
+
+def _feature_bytes(
+    size: tuple[int, int], config: StyleConfig, element: int, recompute: bool
+) -> tuple[int, int]:
+    """(bytes autograd keeps through the backward pass, largest single feature map)."""
+    layers = frozenset(config.content_layers) | frozenset(config.style_layers)
+    height, width = size
+    block_input = 3 * height * width * element  # the preprocessed image, the first conv's input
+    inputs = requested = copies = largest = block = inside = 0
+    blocks: list[int] = []
+    for name in LAYER_NAMES[: max(layer_index(n) for n in layers) + 1]:
+        channels = layer_channels(name)
+        if name.startswith("pool"):
+            height, width = height // 2, width // 2
+            indices = channels * height * width * 8 if config.pooling == "max" else 0
+            # Recomputing a block rebuilds all of it but its requested maps, which stay.
+            blocks.append(block + indices - inside)
+            inputs += block_input
+            block_input, block, inside = channels * height * width * element, 0, 0
+            continue
+        feature = channels * height * width * element
+        largest = max(largest, feature)
+        if name.startswith("relu") or name in layers:  # relu outputs and kept conv outputs
+            block += feature
+        if name in layers:
+            requested += feature
+            inside += feature
+            copies += feature * 4 // element if element != 4 else 0  # float32 for the losses
+    blocks.append(block - inside)
+    inputs += block_input
+    if recompute:  # block inputs and requested features stay; one block is rebuilt at a time
+        return inputs + requested + copies + max(blocks), largest
+    return inputs + requested + copies + sum(blocks), largest
+
+
+def estimate(
+    config: StyleConfig,
+    size: tuple[int, int],
+    style_sizes: Sequence[tuple[int, int]],
+    *,
+    autocast: bool,
+    recompute: bool,
+) -> int:
+    """Peak bytes of a run at ``size`` (H, W) on top of what the process already holds."""
+    layers = frozenset(config.content_layers) | frozenset(config.style_layers)
+    element = 2 if autocast else 4
+    saved, largest = _feature_bytes(size, config, element, recompute)
+    pixels = 3 * size[0] * size[1] * 4
+    # The optimiser's buffers, and the best, previous and averaged images the loop keeps.
+    images = (OPTIMIZERS[config.optimizer].buffers + 3) * pixels
+    targets = sum(
+        layer_channels(n) * size[0] * size[1] * 4 >> 2 * _pools_before(n)
+        for n in config.content_layers
+    )
+    style_pass = max(2 * _feature_bytes(s, config, element, False)[1] for s in style_sizes)
+    weights = _weight_bytes(layers) * (3 if autocast else 2) // 2
+    during_backward = saved + 2 * largest + images
+    return round(OVERHEAD * (RUNTIME + weights + targets + max(style_pass, during_backward)))
+
+
+def _pools_before(name: str) -> int:
+    return sum(n.startswith("pool") for n in LAYER_NAMES[: layer_index(name)])
+
+
+def _weight_bytes(layers: frozenset[str]) -> int:
+    last = max(layer_index(name) for name in layers)
+    total, channels = 0, 3
+    for name in LAYER_NAMES[: last + 1]:
+        if name.startswith("conv"):
+            out = layer_channels(name)
+            total += (out * channels * 9 + out) * 4
+            channels = out
+    return total
+
+
+def free_bytes(device: torch.device) -> int | None:
+    """Memory this process could still take on ``device``; None where it cannot be known."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
+    if device.type != "cpu":
+        return None
+    try:
+        meminfo = Path("/proc/meminfo").read_text()
+    except OSError:
+        return None
+    available = next(
+        (int(line.split()[1]) * 1024 for line in meminfo.splitlines() if "MemAvailable" in line),
+        None,
+    )
+    limit = _cgroup_room()
+    return available if limit is None else min(available or limit, limit)
+
+
+def _cgroup_room() -> int | None:
+    """Room left under a cgroup v2 memory limit (containers, CI runners), if there is one."""
+    folder = Path("/sys/fs/cgroup")
+    try:
+        limit = (folder / "memory.max").read_text().strip()
+        used = int((folder / "memory.current").read_text())
+    except (OSError, ValueError):
+        return None
+    return None if limit == "max" else int(limit) - used
+
+
+def plan(
+    config: StyleConfig,
+    size: tuple[int, int],
+    style_sizes: Sequence[tuple[int, int]],
+    device: torch.device,
+    autocast: bool,
+    notify: Callable[[str], None] | None = None,
+) -> MemoryPlan:
+    """Decide whether to recompute activations; refuse a run that cannot fit.
+
+    Raises:
+        ConfigError: neither way fits in the free memory; names both numbers and a size that
+            would fit.
+    """
+    stored = estimate(config, size, style_sizes, autocast=autocast, recompute=False)
+    recomputed = estimate(config, size, style_sizes, autocast=autocast, recompute=True)
+    free = free_bytes(device)
+    if config.recompute != "auto":
+        recompute = config.recompute == "on"
+    else:
+        recompute = free is not None and stored > free
+    result = MemoryPlan(stored, recomputed, free, recompute)
+    if free is not None and result.estimate > free:
+        fits = int(config.size * math.sqrt(free / result.estimate) * 0.95)
+        raise ConfigError(
+            f"this run needs about {result.estimate / GIB:.1f} GiB but {free / GIB:.1f} GiB is "
+            f"free on {device.type}; try --size {max(16, fits // 16 * 16)}"
+            + ("" if recompute else " or --recompute on")
+        )
+    if notify is not None and free is not None and recompute and config.recompute == "auto":
+        notify(
+            f"memory: about {stored / GIB:.1f} GiB needed, {free / GIB:.1f} GiB free "
+            f"on {device.type}; recomputing activations instead "
+            f"(about {recomputed / GIB:.1f} GiB, slower)"
+        )
+    return result

@@ -1,0 +1,112 @@
+"""Bounded memory: recomputed activations change nothing but memory; the estimate made before a
+run is close to the measured peak; a run that would not fit adapts or is refused up front."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from estilo.core import memory
+from estilo.core.config import resolve
+from estilo.core.stylize import stylize
+from estilo.core.vgg import VGG19Features, Weights
+from estilo.errors import ConfigError
+
+SMALL = {"log_every": 0, "device": "cpu", "scales": 1}
+
+
+def test_recomputed_features_and_gradients_equal_stored_ones(weights: Weights) -> None:
+    layers = ["relu1_1", "conv2_1", "relu3_1", "relu4_2", "relu5_1"]
+    image = torch.rand(1, 3, 64, 80, generator=torch.Generator().manual_seed(1))
+    results = []
+    for recompute in (False, True):
+        net = VGG19Features(weights, layers, recompute=recompute)
+        x = image.clone().requires_grad_(True)
+        feats = net(x)
+        sum((f**2).mean() for f in feats.values()).backward()  # type: ignore[union-attr]
+        results.append((feats, x.grad))
+    (stored, grad_stored), (recomputed, grad_recomputed) = results
+    assert list(stored) == list(recomputed) == layers
+    for name in layers:
+        torch.testing.assert_close(stored[name], recomputed[name])
+    assert grad_stored is not None and grad_recomputed is not None
+    assert grad_stored.abs().sum() > 0
+    torch.testing.assert_close(grad_stored, grad_recomputed, rtol=1e-4, atol=1e-9)
+
+
+def test_a_recomputed_run_gives_the_plain_runs_losses(
+    content: torch.Tensor, style: torch.Tensor, weights: Weights
+) -> None:
+    losses = []
+    for recompute in ("off", "on"):
+        config = resolve(**SMALL, iterations=5, recompute=recompute)
+        result = stylize(content[None], style[None], config, weights=weights)
+        assert result.memory is not None and result.memory.recompute == (recompute == "on")
+        losses.append([record.loss for record in result.history])
+    assert losses[0] == pytest.approx(losses[1], rel=1e-4)
+
+
+def test_estimate_is_smaller_with_recompute_bfloat16_and_adam() -> None:
+    config = resolve(size=1024, optimizer="lbfgs")
+    size, styles = (1024, 1024), [(1024, 1024)]
+    plain = memory.estimate(config, size, styles, autocast=False, recompute=False)
+    assert memory.estimate(config, size, styles, autocast=False, recompute=True) < 0.9 * plain
+    assert memory.estimate(config, size, styles, autocast=True, recompute=False) < plain
+    adam = resolve(size=1024, optimizer="adam")
+    assert memory.estimate(adam, size, styles, autocast=False, recompute=False) < 0.7 * plain
+    # Four times the pixels: close to four times the memory, once the fixed costs are off.
+    big = memory.estimate(config, (2048, 2048), [(2048, 2048)], autocast=False, recompute=False)
+    assert 3.5 < big / plain < 4.1
+
+
+MEASURE = """
+import json, resource, torch
+from estilo.core.config import resolve
+from estilo.core.stylize import stylize
+from estilo.pipeline import cached_weights
+weights = cached_weights("")
+g = torch.Generator().manual_seed(0)
+image, style = torch.rand(1, 3, 96, 96, generator=g), torch.rand(1, 3, 96, 96, generator=g)
+config = resolve(size=96, iterations=3, scales=1, optimizer="adam", device="cpu", log_every=0)
+before = int(open("/proc/self/statm").read().split()[1]) * 4096  # resident bytes now
+result = stylize(image, style, config, weights=weights)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({"estimate": before + result.memory.estimate, "peak": peak}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
+def test_estimate_is_within_a_quarter_of_the_measured_peak() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE], capture_output=True, text=True, check=True
+    )
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert 0.75 < figures["estimate"] / figures["peak"] < 1.25, figures
+
+
+def test_a_run_that_does_not_fit_recomputes_and_says_so(
+    content: torch.Tensor, style: torch.Tensor, weights: Weights, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = resolve(**SMALL, iterations=2)
+    needed = memory.estimate(config, (48, 64), [(64, 64)], autocast=False, recompute=False)
+    monkeypatch.setattr(memory, "free_bytes", lambda device: needed - 1)
+    notices: list[str] = []
+    result = stylize(content[None], style[None], config, weights=weights, notify=notices.append)
+    assert result.memory is not None and result.memory.recompute
+    assert len(notices) == 1 and "recomputing activations" in notices[0]
+    assert result.status == "completed"
+
+
+def test_a_run_that_cannot_fit_is_refused_before_it_starts(
+    content: torch.Tensor, style: torch.Tensor, weights: Weights, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(memory, "free_bytes", lambda device: 2**20)
+    config = resolve(**SMALL, iterations=2)
+    called: list[object] = []
+    with pytest.raises(ConfigError, match=r"needs about .* GiB but 0\.0 GiB is free.*--size"):
+        stylize(content[None], style[None], config, weights=weights, callback=called.append)
+    assert not called
