@@ -19,13 +19,14 @@ import sys
 import time
 
 COMMON = """
-import json, resource, sys, time, torch
+import json, sys, time, torch
+from estilo.core.memory import peak_resident
 from estilo.image.samples import DEMO_CONTENT, DEMO_STYLE
 size, optimizer, iterations, warmup = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), 2
 times = []
 def done():
     per = (times[-1] - times[warmup - 1]) / iterations
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = peak_resident() / 2**20
     print(json.dumps({"seconds_per_iteration": per, "peak_rss_mib": rss}))
 """
 

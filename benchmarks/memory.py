@@ -1,7 +1,12 @@
-"""Peak memory against image size: RSS of a fresh process running 3 iterations of the default
-preset (one scale) on a square random image pair, and on CUDA the peak allocated GPU memory.
+"""Peak memory against image size, and estilo's estimate of it made before the run.
+
+Each size runs in a fresh process: 3 iterations of the default preset on one scale on a square
+random image pair (L-BFGS, whose curvature history fills over 50 iterations: ``--iterations 60``
+measures it full; the estimate always counts it full). The estimate is compared with the peak
+resident set (``estilo.core.memory.peak_resident``) and, on CUDA, the peak allocated GPU memory.
 
     python benchmarks/memory.py --sizes 256 512 1024 2048
+    python benchmarks/memory.py --sizes 512 1024 --optimizer adam --recompute on
 """
 
 from __future__ import annotations
@@ -12,35 +17,66 @@ import subprocess
 import sys
 
 CASE = """
-import json, resource, sys, torch
-from estilo.pipeline import stylize
-size = int(sys.argv[1])
+import json, sys, torch
+from estilo.core.config import resolve
+from estilo.core.memory import peak_resident
+from estilo.core.stylize import stylize
+from estilo.pipeline import cached_weights
+size, iterations, optimizer, recompute = int(sys.argv[1]), int(sys.argv[2]), *sys.argv[3:5]
+weights = cached_weights("")
 g = torch.Generator().manual_seed(0)
-image, style = torch.rand(3, size, size, generator=g), torch.rand(3, size, size, generator=g)
-result = stylize(image, style, size=size, iterations=3, scales=1, log_every=0)
-gpu = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
-print(json.dumps({"rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "gpu_mib": gpu, "seconds_per_iteration": result.seconds / 3}))
+image, style = (torch.rand(1, 3, size, size, generator=g) for _ in range(2))
+config = resolve(size=size, iterations=iterations, scales=1, optimizer=optimizer,
+                 recompute=recompute, log_every=0)
+resident = int(open("/proc/self/statm").read().split()[1]) * 4096
+result = stylize(image, style, config, weights=weights)
+cuda = torch.cuda.is_available()
+print(json.dumps({
+    "rss_mib": peak_resident() / 2**20,
+    "gpu_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
+    "estimate_mib": (result.memory.estimate + (0 if cuda else resident)) / 2**20,
+    "recompute": result.memory.recompute,
+    "seconds_per_iteration": result.seconds / iterations}))
 """
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024, 2048])
+    parser.add_argument("--iterations", type=int, default=3)
+    parser.add_argument("--optimizer", default="lbfgs")
+    parser.add_argument("--recompute", default="auto", choices=["auto", "on", "off"])
     args = parser.parse_args()
-    print("| size (square) | peak RSS MiB | peak GPU MiB | s/iteration (incl. set-up) |")
-    print("|---|---|---|---|")
+    print(
+        "| size (square) | estimate MiB | peak RSS MiB | peak GPU MiB | estimate/peak "
+        "| recompute | s/iteration (incl. set-up) |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for size in args.sizes:
         done = subprocess.run(
-            [sys.executable, "-c", CASE, str(size)], capture_output=True, text=True
+            [
+                sys.executable,
+                "-c",
+                CASE,
+                str(size),
+                str(args.iterations),
+                args.optimizer,
+                args.recompute,
+            ],
+            capture_output=True,
+            text=True,
         )
         if done.returncode != 0:
-            print(f"| {size} | failed: {done.stderr.strip().splitlines()[-1][:80]} | | |")
+            last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+            print(f"| {size} | failed: {last[:80]} | | | | | |")
             continue
         row = json.loads(done.stdout.strip().splitlines()[-1])
+        peak = row["gpu_mib"] if row["gpu_mib"] is not None else row["rss_mib"]
         gpu = "" if row["gpu_mib"] is None else f"{row['gpu_mib']:.0f}"
         print(
-            f"| {size} | {row['rss_mib']:.0f} | {gpu} | {row['seconds_per_iteration']:.2f} |",
+            f"| {size} | {row['estimate_mib']:.0f} | {row['rss_mib']:.0f} | {gpu} "
+            f"| {row['estimate_mib'] / peak:.2f} | {row['recompute']} "
+            f"| {row['seconds_per_iteration']:.2f} |",
             flush=True,
         )
 

@@ -64,8 +64,9 @@ def test_estimate_is_smaller_with_recompute_bfloat16_and_adam() -> None:
 
 
 MEASURE = """
-import json, resource, torch
+import json, torch
 from estilo.core.config import resolve
+from estilo.core.memory import peak_resident
 from estilo.core.stylize import stylize
 from estilo.pipeline import cached_weights
 weights = cached_weights("")
@@ -74,7 +75,7 @@ image, style = torch.rand(1, 3, 96, 96, generator=g), torch.rand(1, 3, 96, 96, g
 config = resolve(size=96, iterations=3, scales=1, optimizer="adam", device="cpu", log_every=0)
 before = int(open("/proc/self/statm").read().split()[1]) * 4096  # resident bytes now
 result = stylize(image, style, config, weights=weights)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+peak = peak_resident()
 print(json.dumps({"estimate": before + result.memory.estimate, "peak": peak}))
 """
 

@@ -15,6 +15,7 @@ measured peak side by side, and a test holds them within 25%.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,6 +140,20 @@ def free_bytes(device: torch.device) -> int | None:
     )
     limit = _cgroup_room()
     return available if limit is None else min(available or limit, limit)
+
+
+def peak_resident() -> int:
+    """This process's peak resident memory in bytes. On Linux from ``VmHWM``: ``ru_maxrss``
+    survives ``exec``, so a child started by a big parent (pytest, an experiment runner) would
+    report the parent's peak instead of its own."""
+    try:
+        status = Path("/proc/self/status").read_text()
+        return int(status.split("VmHWM:")[1].split()[0]) * 1024
+    except (OSError, IndexError, ValueError):
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024  # macOS counts bytes
 
 
 def _cgroup_room() -> int | None:

@@ -14,7 +14,6 @@ import json
 import math
 import multiprocessing
 import os
-import resource
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 import torch
 
+from ..core.memory import peak_resident
 from ..core.stylize import Checkpoint, Iterate, pick_device
 from ..errors import EstiloError
 from ..image.io import atomic_write, save_image
@@ -153,7 +153,7 @@ def _record(
         "status": "diverged" if diverged else "stalled" if stalled else "converging",
         "seconds": seconds,
         "seconds_per_iteration": seconds / max(1, len(history)),
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": peak_resident() / 2**20,
         "peak_gpu_mib": torch.cuda.max_memory_allocated() / 2**20
         if torch.cuda.is_available()
         else None,
