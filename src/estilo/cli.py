@@ -18,6 +18,7 @@ from . import __version__
 from .core.config import FIELDS, PRESETS, StyleConfig, resolve
 from .errors import EstiloError
 from .image.samples import DEMO_CONTENT, DEMO_STYLE
+from .web.limits import Limits
 
 EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
 
@@ -122,6 +123,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     experiment.add_argument("--content", help="paper: content image (default: bundled sample)")
     experiment.add_argument("--style", help="paper: style image (default: bundled sample)")
+    serve = commands.add_parser(
+        "serve",
+        help="stylize in the browser (needs estilo[web])",
+        description="Serve the web UI. It listens on 127.0.0.1 only unless --host says "
+        "otherwise (0.0.0.0: every interface, your explicit choice).",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="interface to listen on")
+    serve.add_argument("--port", type=int, default=7860)
+    limits = Limits()
+    for name, kind, text in (
+        ("max_upload_mb", float, "largest upload in MB"),
+        ("max_pixels", int, "largest image in pixels"),
+        ("max_size", int, "largest output size (longest side) a user may ask for"),
+        ("max_iterations", int, "most iterations a user may ask for"),
+        ("max_waiting", int, "runs that may wait behind the running one; more are told busy"),
+    ):
+        default = getattr(limits, name)
+        serve.add_argument(
+            f"--{name.replace('_', '-')}", type=kind, default=default, help=f"{text} ({default})"
+        )
     return parser
 
 
@@ -132,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             return info(sys.stdout)
         if args.command == "experiment":
             return experiment_command(args)
+        if args.command == "serve":
+            return serve_command(args)
         return stylize_command(args)
     except EstiloError as exc:
         print(f"estilo: error: {exc}", file=sys.stderr)
@@ -227,6 +250,20 @@ def experiment_command(args: argparse.Namespace) -> int:
     runner.run(study, folder, args.executor, args.address, report=print)
     for path in report.build_report(folder):
         print(f"wrote {path}")
+    return 0
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    """Run the web UI until Ctrl-C."""
+    from .web import serve
+
+    limits = Limits(**{name: getattr(args, name) for name in vars(Limits()) if hasattr(args, name)})
+    if min(limits.max_upload_mb, limits.max_pixels, limits.max_size, limits.max_iterations) <= 0:
+        raise EstiloError("the --max-* limits must be positive")
+    if limits.max_waiting < 0:
+        raise EstiloError("--max-waiting must be >= 0")
+    print(f"estilo: serving on http://{args.host}:{args.port} (Ctrl-C stops)", flush=True)
+    serve(args.host, args.port, limits)
     return 0
 
 

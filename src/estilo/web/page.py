@@ -1,0 +1,141 @@
+"""The page behind ``estilo serve`` (Gradio): upload, choose, watch the image form, download.
+
+Only layout and wiring live here; what each control does is in ``handlers.py``. The option
+menus come from :class:`StyleConfig`'s fields and the registries, like the CLI's flags, so the
+two never drift. Imported only when Gradio is installed (``estilo[web]``).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from ..core.config import FIELDS, PRESETS, resolve
+from ..image.samples import DEMO_CONTENT, DEMO_STYLE, SAMPLES
+from .handlers import OPTIONS, loss_curve, preset_values, run_ticket, start
+from .jobs import JobQueue
+from .limits import Limits
+
+
+def build(queue: JobQueue, limits: Limits, workdir: Path) -> gr.Blocks:
+    """Lay out the page and connect it to the handlers."""
+    defaults = resolve()
+
+    def widget(name: str) -> Any:
+        meta = FIELDS[name].metadata
+        label, info = name.replace("_", " ").capitalize(), meta["help"]
+        info += " (0: the default)" if name == "lr" else ""
+        value = getattr(defaults, name)
+        if "choices" in meta:
+            return gr.Dropdown(list(meta["choices"]), value=value, label=label, info=info,
+                               elem_id=name)  # fmt: skip
+        if name == "size":
+            return gr.Slider(64, limits.max_size, value=min(value, limits.max_size), step=16,
+                             label=label, info=info, elem_id=name)  # fmt: skip
+        precision = 0 if FIELDS[name].type == "int" else None
+        return gr.Number(value, label=label, info=info, precision=precision, elem_id=name)
+
+    page: gr.Blocks
+    with gr.Blocks(title="estilo") as page:
+        gr.Markdown(
+            "# estilo\nNeural style transfer: a photo repainted in the manner of a painting. "
+            "Upload a content image and one or more style images (or use the samples), "
+            "then Stylize and watch the picture form."
+        )
+        with gr.Row():
+            with gr.Column():
+                content = gr.File(
+                    label="Content image (the photo)", file_types=["image"], elem_id="content"
+                )
+                styles = gr.File(
+                    label="Style image(s) (the paintings)",
+                    file_count="multiple",
+                    file_types=["image"],
+                    elem_id="styles",
+                )
+                samples = gr.Button("Use the sample images", elem_id="samples")
+                preset = gr.Dropdown(list(PRESETS), value="default", label="Preset",
+                                     elem_id="preset")  # fmt: skip
+                widgets = [widget(name) for name in OPTIONS]
+                with gr.Row():
+                    run = gr.Button("Stylize", variant="primary", elem_id="start")
+                    cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
+            with gr.Column():
+                status = gr.Markdown("Ready.", elem_id="status")
+                live = gr.Image(label="Progress", interactive=False, type="pil", elem_id="live")
+                curve = gr.HTML(loss_curve([]), elem_id="curve")
+                files = gr.File(
+                    label="Download: the image and its settings (estilo stylize --config)",
+                    file_count="multiple",
+                    interactive=False,
+                    elem_id="files",
+                )
+
+        # Gradio passes a dict when the inputs are a set, and injects the request by its type.
+        def on_start(data: dict[Any, Any], request: gr.Request) -> Iterator[Any]:
+            yield from start(
+                queue,
+                limits,
+                workdir,
+                request.session_hash or "",
+                data[content],
+                data[styles],
+                data[preset],
+                [data[w] for w in widgets],
+            )
+
+        def on_cancel(request: gr.Request) -> None:
+            queue.cancel_session(request.session_hash or "")
+
+        run.click(
+            on_start,
+            {content, styles, preset, *widgets},
+            [status, live, curve, files],
+            concurrency_limit=limits.max_waiting + 2,  # our queue decides; Gradio's never waits
+            show_progress="hidden",
+        )
+        cancel.click(on_cancel, None, None, concurrency_limit=None, show_progress="hidden")
+        samples.click(lambda: (str(DEMO_CONTENT), [str(DEMO_STYLE)]), None, [content, styles])
+        preset.change(preset_values, preset, widgets)
+        page.unload(on_cancel)  # the tab closed: stop its run, free the line
+    return page
+
+
+def theme() -> gr.themes.Base:
+    """Gradio's default theme with local fonts: the stock one fetches Google Fonts."""
+    default: gr.themes.Base = gr.themes.Default(
+        font=["system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif"],
+        font_mono=["ui-monospace", "Menlo", "Consolas", "monospace"],
+    )
+    return default
+
+
+def serve(
+    host: str, port: int, limits: Limits, *, block: bool = True
+) -> tuple[gr.Blocks, JobQueue]:
+    """Start the server; with ``block`` wait until Ctrl-C and shut the queue down."""
+    workdir = Path(tempfile.mkdtemp(prefix="estilo-serve-"))
+    queue = JobQueue(run_ticket, limits.max_waiting)
+    page = build(queue, limits, workdir)
+    page.queue(default_concurrency_limit=None)
+    try:
+        page.launch(
+            server_name=host,
+            server_port=port,
+            max_file_size=f"{limits.max_upload_mb:g}mb",
+            allowed_paths=[str(SAMPLES), str(workdir)],
+            theme=theme(),
+            ssr_mode=False,
+            footer_links=[],
+            show_error=True,
+            quiet=True,
+            prevent_thread_lock=not block,
+        )
+    finally:
+        if block:
+            queue.close()
+    return page, queue
