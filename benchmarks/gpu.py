@@ -16,16 +16,18 @@ Each section prints a Markdown table as soon as it is done and appends JSON line
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
 
 from estilo.core import memory
+from estilo.core import stylize as stylize_module
 from estilo.core.config import resolve
 from estilo.core.stylize import Iterate
 from estilo.core.stylize import stylize as optimise
@@ -34,6 +36,7 @@ from estilo.image.samples import DEMO_CONTENT, DEMO_STYLE
 from estilo.pipeline import cached_weights, read, resize, stylize, working_size
 from estilo.quality import measure
 
+WARMUP = 5
 CAP = 80 * 2**30  # the issue's "fits in 80 GB", also on a card with more
 LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"]
 
@@ -60,8 +63,49 @@ def per_iteration(run: Callable[[Callable[[], None]], None], iterations: int, wa
     return (times[warmup + iterations - 1] - times[warmup - 1]) / iterations
 
 
+def estilo_seconds(args: argparse.Namespace, optimizer: str, precision: str) -> float:
+    """estilo's seconds per iteration on the demo pair at ``args.size``, one scale."""
+
+    def run(tick: Callable[[], None]) -> None:
+        stylize(
+            DEMO_CONTENT,
+            DEMO_STYLE,
+            size=args.size,
+            scales=1,
+            optimizer=optimizer,
+            precision=precision,
+            iterations=args.iterations + WARMUP,
+            log_every=0,
+            device=args.device,
+            callback=lambda step: tick(),
+        )
+
+    return per_iteration(run, args.iterations, WARMUP)
+
+
+def floor_seconds(args: argparse.Namespace, dtype: torch.dtype | None, nhwc: bool) -> float:
+    """The bare VGG19 forward+backward pass on the content-sized image."""
+    config = resolve(size=args.size)
+    content = read(DEMO_CONTENT, config, "content").rgb
+    size = working_size(content.shape[-2], content.shape[-1], config)
+    image = resize(content, size)[None].to(args.device)
+    net = VGG19Features(cached_weights(""), LAYERS, autocast=dtype, channels_last=nhwc)
+    net = net.to(args.device)
+    if nhwc:
+        net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    torch.backends.cudnn.benchmark = True
+
+    def run(tick: Callable[[], None]) -> None:
+        x = image.clone().requires_grad_(True)
+        for _ in range(args.iterations + WARMUP):
+            sum(f.sum() for f in net(x).values()).backward()
+            tick()
+
+    return per_iteration(run, args.iterations, WARMUP)
+
+
 def speed(args: argparse.Namespace) -> None:
-    n, warm = args.iterations, 5
+    n = args.iterations
     print(f"\n## Seconds per iteration, {args.size} px, one scale\n")
     print("| optimizer | pastiche | estilo float32 | estilo bfloat16 | speed-up vs pastiche |")
     print("|---|---|---|---|---|")
@@ -78,55 +122,70 @@ def speed(args: argparse.Namespace) -> None:
                 optimizer=optimizer,
                 device=args.device,
             )
-            for _ in range(n + warm):
+            for _ in range(n + WARMUP):
                 artist.draw()
                 tick()
 
-        row["pastiche"] = per_iteration(pastiche, n, warm)
+        row["pastiche"] = per_iteration(pastiche, n, WARMUP)
         for precision in ("float32", "bfloat16"):
-
-            def ours(
-                tick: Callable[[], None], precision: str = precision, optimizer: str = optimizer
-            ) -> None:
-                stylize(
-                    DEMO_CONTENT,
-                    DEMO_STYLE,
-                    size=args.size,
-                    scales=1,
-                    optimizer=optimizer,
-                    precision=precision,
-                    iterations=n + warm,
-                    log_every=0,
-                    device=args.device,
-                    callback=lambda step: tick(),
-                )
-
-            row[precision] = per_iteration(ours, n, warm)
+            row[precision] = estilo_seconds(args, optimizer, precision)
         record(args.out, "speed", optimizer=optimizer, **row)
         print(
             f"| {optimizer} | {row['pastiche']:.4f} | {row['float32']:.4f} | "
             f"{row['bfloat16']:.4f} | {row['pastiche'] / row['bfloat16']:.2f}x |",
             flush=True,
         )
-    config = resolve(size=args.size)
-    content = read(DEMO_CONTENT, config, "content").rgb
-    image = resize(content, working_size(content.shape[-2], content.shape[-1], config))[None].to(
-        args.device
-    )
     for precision, dtype in (("float32", None), ("bfloat16", torch.bfloat16)):
-        net = VGG19Features(cached_weights(""), LAYERS, autocast=dtype).to(args.device)
-        net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        torch.backends.cudnn.benchmark = True
-
-        def floor(tick: Callable[[], None], net: VGG19Features = net) -> None:
-            x = image.clone().requires_grad_(True)
-            for _ in range(n + warm):
-                sum(f.sum() for f in net(x).values()).backward()
-                tick()
-
-        seconds = per_iteration(floor, n, warm)
+        seconds = floor_seconds(args, dtype, nhwc=True)
         record(args.out, "floor", precision=precision, seconds=seconds)
         print(f"\nfloor (VGG19 forward+backward, {precision}): {seconds:.4f} s", flush=True)
+
+
+@contextlib.contextmanager
+def _float32_products(device: torch.device, enabled: bool) -> Iterator[None]:
+    yield  # leaves PyTorch's default: full float32 matrix products
+
+
+tf32_products = stylize_module._tf32_products
+
+
+def variants(args: argparse.Namespace) -> None:
+    """What pays: memory layout and precision of the bare pass, TF32 for the Gram products,
+    and where an estilo iteration spends its GPU time."""
+    print(f"\n## Variants, {args.size} px\n")
+    print("| what | variant | s/iteration |")
+    print("|---|---|---|")
+    for precision, dtype in (("float32 (TF32 convs)", None), ("bfloat16", torch.bfloat16)):
+        for nhwc in (False, True):
+            seconds = floor_seconds(args, dtype, nhwc)
+            layout = "NHWC" if nhwc else "NCHW"
+            record(args.out, "variant", what="floor", precision=precision, layout=layout,
+                   seconds=seconds)  # fmt: skip
+            print(f"| floor | {precision}, {layout} | {seconds:.4f} |", flush=True)
+    # float32 matrix products (the Gram matrices) with and without TF32; twice, for the spread.
+    for trial in (1, 2):
+        for tf32 in (True, False):
+            if not tf32:
+                stylize_module._tf32_products = _float32_products
+            for optimizer in ("adam", "lbfgs"):
+                seconds = estilo_seconds(args, optimizer, "bfloat16")
+                record(args.out, "variant", what=f"estilo {optimizer} bf16", tf32=tf32,
+                       trial=trial, seconds=seconds)  # fmt: skip
+                print(f"| estilo {optimizer} bfloat16 | TF32 products {tf32}, trial {trial} "
+                      f"| {seconds:.4f} |", flush=True)  # fmt: skip
+            stylize_module._tf32_products = tf32_products
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if torch.cuda.is_available():
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities) as profile:
+        estilo_seconds(args, "adam", "bfloat16")
+    table = profile.key_averages().table(
+        sort_by="self_cuda_time_total" if torch.cuda.is_available() else "self_cpu_time_total",
+        row_limit=25,
+        max_name_column_width=50,
+    )
+    print(f"\nProfile of estilo, adam, bfloat16 ({args.iterations + WARMUP} iterations):\n")
+    print(table)
 
 
 def quality(args: argparse.Namespace) -> None:
@@ -244,7 +303,7 @@ def main() -> None:
         f"# {time.strftime('%Y-%m-%d')}, {card}, torch {torch.__version__}, "
         f"python {platform.python_version()}"
     )
-    sections = {"speed": speed, "quality": quality, "sizes": sizes}
+    sections = {"speed": speed, "variants": variants, "quality": quality, "sizes": sizes}
     for name in args.sections:
         try:  # one failing section must not cost the others' figures (the lease is short)
             sections[name](args)

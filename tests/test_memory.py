@@ -111,3 +111,26 @@ def test_a_run_that_cannot_fit_is_refused_before_it_starts(
     with pytest.raises(ConfigError, match=r"needs about .* GiB but 0\.0 GiB is free.*--size"):
         stylize(content[None], style[None], config, weights=weights, callback=called.append)
     assert not called
+
+
+def test_channels_last_and_bfloat16_give_the_float32_objective(
+    content: torch.Tensor, style: torch.Tensor, weights: Weights
+) -> None:
+    # The GPU path (NHWC maps, bfloat16 convolutions, float32 losses) run on the CPU: the
+    # same objective as the plain path, exactly for the layout, closely for bfloat16.
+    from estilo.core.objective import Objective
+
+    config = resolve(**SMALL)
+    layers = set(config.content_layers) | set(config.style_layers)
+    losses = {}
+    for name, kwargs in {
+        "plain": {},
+        "nhwc": {"channels_last": True},
+        "bf16": {"channels_last": True, "autocast": torch.bfloat16},
+    }.items():
+        net = VGG19Features(weights, layers, **kwargs)  # type: ignore[arg-type]
+        objective = Objective(net, content[None], [style[None]], config, [1.0], [None])
+        losses[name] = float(objective(content[None])[0])
+    assert losses["nhwc"] == pytest.approx(losses["plain"], rel=1e-5)
+    assert losses["bf16"] == pytest.approx(losses["plain"], rel=0.05)
+    assert losses["plain"] > 0

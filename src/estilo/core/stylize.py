@@ -9,11 +9,12 @@ loss seen, so a divergence (NaN), a Ctrl-C or a callback's stop never loses the 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,6 +112,22 @@ def autocast_dtype(config: StyleConfig, device: torch.device) -> torch.dtype | N
         cuda = device.type == "cuda" and torch.cuda.is_bf16_supported()
         return torch.bfloat16 if cuda else None
     return torch.bfloat16 if config.precision == "bfloat16" else None
+
+
+@contextlib.contextmanager
+def _tf32_products(device: torch.device, enabled: bool) -> Iterator[None]:
+    """With bfloat16 on CUDA, let float32 matrix products (the Gram matrices) use TF32 tensor
+    cores, accumulating in float32: 13% less time per iteration on an H200, output distances
+    within 2% (BENCHMARKS.md, GPU). Restores the global setting afterwards."""
+    if device.type != "cuda" or not enabled:
+        yield
+        return
+    previous = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = previous
 
 
 def initial_image(
@@ -283,7 +300,7 @@ def stylize(
     image = initial_image(content, styles[0], config, None if init is None else init.to(device))
     run = _Run(config, callback, len(sizes), start, resume)
     fork = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=fork):
+    with torch.random.fork_rng(devices=fork), _tf32_products(device, autocast is not None):
         torch.manual_seed(config.seed)  # stochastic losses draw from here, reproducibly
         for index, size in enumerate(sizes, start=1):
             ratio = size[0] / content.shape[-2]

@@ -131,6 +131,7 @@ class VGG19Features(nn.Module):
         *,
         autocast: torch.dtype | None = None,
         recompute: bool = False,
+        channels_last: bool | None = None,
     ) -> None:
         super().__init__()
         if not layers:
@@ -161,6 +162,8 @@ class VGG19Features(nn.Module):
         # Activation checkpointing per block: keep only each block's input and the requested
         # features, recompute the rest during the backward pass (memory for ~1/3 more time).
         self.recompute = recompute
+        # NHWC, the layout cuDNN's fastest convolutions want; None: on CUDA only.
+        self.channels_last = channels_last
         self.blocks: list[list[tuple[str, nn.Module]]] = [[]]
         for name, child in self.body.named_children():
             self.blocks[-1].append((name, child))
@@ -175,7 +178,7 @@ class VGG19Features(nn.Module):
 
     def forward(self, image: Tensor) -> dict[str, Tensor]:
         x = self.preprocess(image)
-        if x.device.type == "cuda":  # cuDNN's fastest convolutions want NHWC
+        if x.device.type == "cuda" if self.channels_last is None else self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         features: dict[str, Tensor] = {}
         device = x.device.type
