@@ -170,6 +170,7 @@ def test_paper_preset_is_exactly_the_paper() -> None:
     assert config.log_every == 100 and config.layer_weighting == "equal"
     assert (config.adam_beta1, config.adam_beta2, config.adam_eps) == (0.99, 0.999, 0.1)
     assert config.pooling == "max" and config.style_loss == "gram"
+    assert config.precision == "float32"  # Keras's arithmetic, not the default's bfloat16
     assert set(PRESETS) == {"default", "paper"}
 
 

@@ -12,7 +12,7 @@ import torch
 
 from estilo.core import memory
 from estilo.core.config import resolve
-from estilo.core.stylize import stylize
+from estilo.core.stylize import autocast_dtype, stylize
 from estilo.core.vgg import VGG19Features, Weights
 from estilo.errors import ConfigError
 
@@ -93,7 +93,8 @@ def test_a_run_that_does_not_fit_recomputes_and_says_so(
     content: torch.Tensor, style: torch.Tensor, weights: Weights, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = resolve(**SMALL, iterations=2)
-    needed = memory.estimate(config, (48, 64), [(64, 64)], autocast=False, recompute=False)
+    autocast = autocast_dtype(config, torch.device("cpu")) is not None
+    needed = memory.estimate(config, (48, 64), [(64, 64)], autocast=autocast, recompute=False)
     monkeypatch.setattr(memory, "free_bytes", lambda device: needed - 1)
     notices: list[str] = []
     result = stylize(content[None], style[None], config, weights=weights, notify=notices.append)
@@ -134,3 +135,16 @@ def test_channels_last_and_bfloat16_give_the_float32_objective(
     assert losses["nhwc"] == pytest.approx(losses["plain"], rel=1e-5)
     assert losses["bf16"] == pytest.approx(losses["plain"], rel=0.05)
     assert losses["plain"] > 0
+
+
+def test_auto_precision_is_bfloat16_only_where_the_hardware_has_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from estilo.core import stylize as loop
+
+    cpu = torch.device("cpu")
+    for native, expected in ((True, torch.bfloat16), (False, None)):
+        monkeypatch.setattr(loop, "_native_cpu_bfloat16", lambda native=native: native)
+        assert loop.autocast_dtype(resolve(), cpu) is expected
+        assert loop.autocast_dtype(resolve(precision="float32"), cpu) is None
+        assert loop.autocast_dtype(resolve(precision="bfloat16"), cpu) is torch.bfloat16

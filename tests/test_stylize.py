@@ -11,7 +11,7 @@ from estilo.core.registry import OPTIMIZERS
 from estilo.core.stylize import Iterate, stylize
 from estilo.core.vgg import Weights
 
-SMALL = {"log_every": 0, "device": "cpu"}
+SMALL = {"log_every": 0, "device": "cpu", "precision": "float32"}  # exact loop behaviour
 
 
 def run(content: torch.Tensor, style: torch.Tensor, weights: Weights, **overrides: object):

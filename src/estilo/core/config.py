@@ -41,11 +41,15 @@ class StyleConfig:
 
     size: int = _opt(512, "output size in pixels: the longest side, or both sides with --square")
     square: bool = _opt(False, "resize both images to SIZE x SIZE, as the paper does")
-    iterations: int = _opt(200, "optimiser steps (the paper's 'epochs')", aliases=("--epochs",))
+    iterations: int = _opt(
+        500,
+        "optimiser steps per scale, at most (the paper's 'epochs'); --tolerance may stop sooner",
+        aliases=("--epochs",),
+    )
     optimizer: str = _opt("lbfgs", "optimiser of the image", choices=tuple(OPTIMIZERS))
     lr: float | None = _opt(None, "learning rate (default: the optimiser's own, see README)")
     content_weight: float = _opt(1.0, "weight of the content loss")
-    style_weight: float = _opt(0.03, "weight of the style loss")
+    style_weight: float = _opt(0.1, "weight of the style loss")
     tv_weight: float = _opt(0.0, "weight of the total-variation smoothness loss")
     content_layers: tuple[str, ...] = _opt(("relu4_2",), "comma-separated content layers")
     style_layers: tuple[str, ...] = _opt(
@@ -76,7 +80,7 @@ class StyleConfig:
     )
     ema: float = _opt(0.0, "output an exponential moving average of the image (decay; 0: off)")
     tolerance: float = _opt(
-        0.0,
+        0.01,
         "stop a scale early once the loss fell by less than this fraction over the last "
         "TOLERANCE_WINDOW iterations (0: never)",
     )
@@ -86,7 +90,7 @@ class StyleConfig:
     precision: str = _opt(
         "auto",
         "VGG19 arithmetic: float32, or bfloat16 autocast with the losses in float32 "
-        "(auto: bfloat16 on CUDA, float32 elsewhere)",
+        "(auto: bfloat16 where the hardware has it: CUDA, or a CPU with AVX512-BF16/AMX)",
         choices=PRECISIONS,
     )
     recompute: str = _opt(
@@ -151,6 +155,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "adam_beta2": 0.999,
         "adam_eps": 0.1,
         "log_every": 100,
+        "precision": "float32",  # the paper's arithmetic; the default uses bf16 where native
+        "tolerance": 0.0,  # the paper runs every epoch it names
     },
 }
 
