@@ -189,7 +189,7 @@ def variants(args: argparse.Namespace) -> None:
 
 
 def quality(args: argparse.Namespace) -> None:
-    print("\n## bfloat16 against float32: the default preset at 1024 px\n")
+    print(f"\n## bfloat16 against float32: the default preset at {args.size} px\n")
     print("| precision | seconds | content distance | style distance | SSIM |")
     print("|---|---|---|---|---|")
     config = resolve(size=args.size)

@@ -3,7 +3,8 @@
 Each measurement runs in a fresh process (its peak RSS is its own), on the bundled demo pair at
 the given longest side, with the same layers (content relu4_2; style relu1_1..relu5_1), after 2
 warm-up iterations. "floor" is one forward and backward pass of VGG19 up to relu5_1 on the
-content-sized image: what any tool must pay per iteration. Not part of the tests.
+content-sized image in the same precision: what any tool must pay per iteration. pastiche runs
+in float32 (it has no other mode). Not part of the tests.
 
     python benchmarks/iteration.py                       # 256 and 512 px, adam and lbfgs
     python benchmarks/iteration.py --sizes 256 --iterations 5
@@ -23,6 +24,7 @@ import json, sys, time, torch
 from estilo.core.memory import peak_resident
 from estilo.image.samples import DEMO_CONTENT, DEMO_STYLE
 size, optimizer, iterations, warmup = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), 2
+precision = sys.argv[4]
 times = []
 def done():
     per = (times[-1] - times[warmup - 1]) / iterations
@@ -35,7 +37,8 @@ TOOLS = {
     + """
 from estilo.pipeline import stylize
 stylize(DEMO_CONTENT, DEMO_STYLE, size=size, optimizer=optimizer, iterations=iterations + warmup,
-        log_every=0, device="cpu", callback=lambda step: times.append(time.perf_counter()))
+        log_every=0, device="cpu", precision=precision, tolerance=0,
+        callback=lambda step: times.append(time.perf_counter()))
 done()
 """,
     "pastiche": COMMON
@@ -55,7 +58,8 @@ from estilo.pipeline import read, resize, resolve, working_size
 config = resolve(size=size)
 content = read(DEMO_CONTENT, config, "content").rgb
 image = resize(content, working_size(*content.shape[-2:], config))[None].requires_grad_(True)
-net = VGG19Features(load_weights(), ["relu4_2", "relu5_1"])
+net = VGG19Features(load_weights(), ["relu4_2", "relu5_1"],
+                    autocast=torch.bfloat16 if precision == "bfloat16" else None)
 for _ in range(iterations + warmup):
     sum(f.sum() for f in net(image).values()).backward()
     times.append(time.perf_counter())
@@ -64,9 +68,11 @@ done()
 }
 
 
-def measure(tool: str, size: int, optimizer: str, iterations: int) -> dict[str, float]:
+def measure(
+    tool: str, size: int, optimizer: str, iterations: int, precision: str = "float32"
+) -> dict[str, float]:
     out = subprocess.run(
-        [sys.executable, "-c", TOOLS[tool], str(size), optimizer, str(iterations)],
+        [sys.executable, "-c", TOOLS[tool], str(size), optimizer, str(iterations), precision],
         capture_output=True,
         text=True,
         check=True,
@@ -80,6 +86,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     parser.add_argument("--optimizers", nargs="+", default=["adam", "lbfgs"])
     parser.add_argument("--iterations", type=int, default=10)
+    parser.add_argument("--precisions", nargs="+", default=["float32", "bfloat16"])
     args = parser.parse_args()
     import torch
 
@@ -88,21 +95,23 @@ def main() -> None:
         f"threads, torch {torch.__version__}, python {platform.python_version()}"
     )
     print(
-        "| size | optimizer | estilo s/it | pastiche s/it | floor s/it | estilo/pastiche "
-        "| estilo/floor | estilo RSS MiB | pastiche RSS MiB |"
+        "| size | optimizer | precision | estilo s/it | pastiche s/it | floor s/it "
+        "| estilo/pastiche | estilo/floor | estilo RSS MiB | pastiche RSS MiB |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for size in args.sizes:
-        floor = measure("floor", size, "none", args.iterations)
+        floors = {p: measure("floor", size, "none", args.iterations, p) for p in args.precisions}
         for optimizer in args.optimizers:
-            ours = measure("estilo", size, optimizer, args.iterations)
             theirs = measure("pastiche", size, optimizer, args.iterations)
-            a, b, f = (r["seconds_per_iteration"] for r in (ours, theirs, floor))
-            print(
-                f"| {size} | {optimizer} | {a:.3f} | {b:.3f} | {f:.3f} | {a / b:.2f} | "
-                f"{a / f:.2f} | {ours['peak_rss_mib']:.0f} | {theirs['peak_rss_mib']:.0f} |",
-                flush=True,
-            )
+            for precision in args.precisions:
+                ours = measure("estilo", size, optimizer, args.iterations, precision)
+                a, b, f = (r["seconds_per_iteration"] for r in (ours, theirs, floors[precision]))
+                print(
+                    f"| {size} | {optimizer} | {precision} | {a:.3f} | {b:.3f} | {f:.3f} "
+                    f"| {a / b:.2f} | {a / f:.2f} | {ours['peak_rss_mib']:.0f} "
+                    f"| {theirs['peak_rss_mib']:.0f} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

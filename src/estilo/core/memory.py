@@ -78,8 +78,11 @@ def _feature_bytes(
             copies += feature * 4 // element if element != 4 else 0  # float32 for the losses
     blocks.append(block - inside)
     inputs += block_input
-    if recompute:  # block inputs and requested features stay; one block is rebuilt at a time
-        return inputs + requested + copies + max(blocks), largest
+    if recompute:
+        # Block inputs and the features the losses hold stay (in bfloat16 only their float32
+        # copies: the cast back needs no input); one block at a time is rebuilt.
+        held = copies if element != 4 else requested
+        return inputs + held + max(blocks), largest
     return inputs + requested + copies + sum(blocks), largest
 
 

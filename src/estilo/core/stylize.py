@@ -107,9 +107,9 @@ def autocast_dtype(config: StyleConfig, device: torch.device) -> torch.dtype | N
     GPU that has it, or a CPU with AVX512-BF16/AMX (oneDNN's bf16 kernels); None: float32.
 
     A departure from the paper (float32 throughout): bfloat16 convolutions with the statistics
-    and losses in float32 cut an iteration by 1.6x on our 2-core CPU and let the GPU use its
-    bf16 tensor cores, with the output's distances within float32's own run-to-run spread
-    (BENCHMARKS.md, "bfloat16")."""
+    and losses in float32 make an iteration 1.6x faster on our 2-core CPU and 1.2-1.3x on an
+    H200. On the GPU the output's distances stay within float32's own run-to-run spread; on the
+    CPU the run ends at a nearby point of the content/style trade-off (BENCHMARKS.md)."""
     if config.precision != "auto":
         return torch.bfloat16 if config.precision == "bfloat16" else None
     if device.type == "cuda":
