@@ -129,8 +129,8 @@ def _native_cpu_bfloat16() -> bool:
 @contextlib.contextmanager
 def _tf32_products(device: torch.device, enabled: bool) -> Iterator[None]:
     """With bfloat16 on CUDA, let float32 matrix products (the Gram matrices) use TF32 tensor
-    cores, accumulating in float32: 13% less time per iteration on an H200, output distances
-    within 2% (BENCHMARKS.md, GPU). Restores the global setting afterwards."""
+    cores, accumulating in float32: 8-13% less time per iteration on an H200, distances within
+    float32's run-to-run spread (BENCHMARKS.md, GPU). Restores the global setting afterwards."""
     if device.type != "cuda" or not enabled:
         yield
         return
