@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -340,6 +341,7 @@ def test_python_dash_m_and_info(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_cli(capsys, "info")
     assert code == 0
     assert "weights sha256" in out and "CC BY 4.0" in out and "torch" in out
+    assert re.search(r"precision \(auto\)\s+torch\.(bfloat16|float32)", out)
     result = subprocess.run(
         [sys.executable, "-m", "estilo", "--version"],
         capture_output=True,

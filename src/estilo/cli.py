@@ -318,17 +318,19 @@ def info(out: TextIO) -> int:
     import PIL
     import torch
 
-    from .core.stylize import pick_device
+    from .core.stylize import autocast_dtype, pick_device
     from .core.vgg import PROVENANCE, bundled_weights_path, file_sha256
 
     path = bundled_weights_path()
+    device = pick_device("auto")
     lines = {
         "estilo": __version__,
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": numpy.__version__,
         "pillow": PIL.__version__,
-        "device (auto)": str(pick_device("auto")),
+        "device (auto)": str(device),
+        "precision (auto)": str(autocast_dtype(resolve(), device) or torch.float32),
         "cuda available": str(torch.cuda.is_available()),
         "cpu threads": str(torch.get_num_threads()),
         "weights file": str(path),
