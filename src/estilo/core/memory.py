@@ -24,7 +24,7 @@ import torch
 
 from ..errors import ConfigError
 from .config import StyleConfig
-from .layers import LAYER_NAMES, layer_channels, layer_index
+from .layers import LAYER_NAMES, layer_channels, layer_index, min_input_size
 from .registry import OPTIMIZERS
 
 GIB = 2**30
@@ -101,18 +101,15 @@ def estimate(
     pixels = 3 * size[0] * size[1] * 4
     # The optimiser's buffers, and the best, previous and averaged images the loop keeps.
     images = (OPTIMIZERS[config.optimizer].buffers + 3) * pixels
+    # A content target is 1/stride² the image's positions; stride = min_input_size of its layer.
     targets = sum(
-        layer_channels(n) * size[0] * size[1] * 4 >> 2 * _pools_before(n)
+        layer_channels(n) * size[0] * size[1] * 4 // min_input_size([n]) ** 2
         for n in config.content_layers
     )
     style_pass = max(2 * _feature_bytes(s, config, element, False)[1] for s in style_sizes)
     weights = _weight_bytes(layers) * (3 if autocast else 2) // 2
     during_backward = saved + 2 * largest + images
     return round(OVERHEAD * (RUNTIME + weights + targets + max(style_pass, during_backward)))
-
-
-def _pools_before(name: str) -> int:
-    return sum(n.startswith("pool") for n in LAYER_NAMES[: layer_index(name)])
 
 
 def _weight_bytes(layers: frozenset[str]) -> int:
