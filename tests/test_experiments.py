@@ -102,12 +102,14 @@ def test_local_run_records_report_and_rerun_skips(tmp_path: Path, images: tuple[
         "device",
         "status",
         "content_distance",
-        "style_distance",
-        "ssim",
+        "gram_distance",
+        "coarse_ssim",
+        "grain",
+        "colour_distance",
         "loss",
     ):
         assert key in record, key
-    assert 0 < record["ssim"] <= 1 and record["style_distance"] > 0
+    assert 0 < record["coarse_ssim"] <= 1 and record["gram_distance"] > 0
     assert (folder / record["image"]).exists()
     shared = {r["job"] for r in records if r["label"].startswith("adam")}
     assert len(shared) == 1  # 2 and 4 iterations: one run

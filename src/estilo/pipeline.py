@@ -26,7 +26,7 @@ from torch import Tensor
 from .core.config import INIT_MODES, StyleConfig, resolve
 from .core.stylize import Checkpoint, Iterate, LossRecord, Result, resized
 from .core.stylize import stylize as optimise
-from .core.vgg import Weights, load_weights
+from .core.vgg import VGG19Features, Weights, load_weights
 from .errors import ImageError
 from .image import color
 from .image.io import LoadedImage, atomic_write, load_image, output_format, save_image, to_pil
@@ -60,6 +60,21 @@ class Stylized:
 def cached_weights(path: str) -> Weights:
     """Weights are read once per process (the web UI and experiment runner reuse them)."""
     return load_weights(path or None)
+
+
+@functools.lru_cache(maxsize=4)
+def _feature_net(weights: str, layers: tuple[str, ...]) -> VGG19Features:
+    return VGG19Features(cached_weights(weights), set(layers), "max")
+
+
+def vgg_features(image: Tensor, layers: Sequence[str], weights: str = "") -> dict[str, Tensor]:
+    """VGG19 features (max pooling, float32) of a (3, H, W) image in [0, 1], for measuring
+    pictures (``estilo.quality``) rather than optimising them."""
+    with torch.no_grad():
+        features: dict[str, Tensor] = _feature_net(weights, tuple(sorted(layers)))(
+            image[None].float()
+        )
+    return features
 
 
 def read(source: ImageSource, config: StyleConfig, what: str) -> LoadedImage:

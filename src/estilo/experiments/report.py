@@ -18,6 +18,7 @@ from PIL import Image, ImageDraw
 
 from ..errors import EstiloError
 from ..image.io import atomic_write
+from ..quality import FIELDS
 from .runner import read_records
 
 COLUMNS = (
@@ -26,9 +27,7 @@ COLUMNS = (
     ("seconds", "seconds"),
     ("seconds_per_iteration", "s/iteration"),
     ("loss", "final loss"),
-    ("content_distance", "content distance"),
-    ("style_distance", "style distance"),
-    ("ssim", "SSIM"),
+    *((key, label) for key, (label, _) in FIELDS.items()),
     ("peak_rss_mib", "peak RSS MiB"),
 )
 
@@ -107,6 +106,7 @@ def contact_sheet(folder: Path, records: list[dict[str, Any]], tile: int = 200) 
 def findings(records: list[dict[str, Any]]) -> list[str]:
     """Plain-language conclusions, each computed from the table."""
     lines = []
+    style = _style_key(records)
     finite = [r for r in records if math.isfinite(r["loss"])]
     if finite:
         best = min(finite, key=lambda r: r["loss"])
@@ -114,11 +114,13 @@ def findings(records: list[dict[str, Any]]) -> list[str]:
             f"Lowest final loss: **{best['label']}** ({best['loss']:.4g}) in "
             f"{best['seconds']:.0f} s."
         )
-        styled = min(records, key=lambda r: r["style_distance"])
+        styled = min(records, key=lambda r: r[style])
         lines.append(
-            f"Closest to the painting's statistics (reference style distance): "
-            f"**{styled['label']}** ({styled['style_distance']:.3g}); closest to the "
-            f"photo's structure (SSIM): **{max(records, key=lambda r: r['ssim'])['label']}**."
+            f"Closest to the painting's style ({FIELDS[style][0]}): **{styled['label']}** "
+            f"({styled[style]:.3g}); closest to the photo's layout (coarse SSIM): "
+            f"**{max(records, key=lambda r: r['coarse_ssim'])['label']}**; finest grain "
+            f"(nearest the painting's, 1): "
+            f"**{min(records, key=lambda r: abs(r['grain'] - 1))['label']}**."
         )
     diverged = [r["label"] for r in records if r["status"] == "diverged"]
     stalled = [r["label"] for r in records if r["status"] == "stalled"]
@@ -141,7 +143,7 @@ def findings(records: list[dict[str, Any]]) -> list[str]:
             steps = "; ".join(
                 f"{a['iterations']} -> {b['iterations']} iterations: loss "
                 f"{_change(a['loss'], b['loss'])}, style distance "
-                f"{_change(a['style_distance'], b['style_distance'])}, content distance "
+                f"{_change(a[style], b[style])}, content distance "
                 f"{_change(a['content_distance'], b['content_distance'])}, "
                 f"+{b['seconds'] - a['seconds']:.0f} s"
                 for a, b in itertools.pairwise(group)
@@ -153,6 +155,13 @@ def findings(records: list[dict[str, Any]]) -> list[str]:
         f"({slowest['seconds_per_iteration']:.3f} s per iteration)."
     )
     return lines
+
+
+def _style_key(records: list[dict[str, Any]]) -> str:
+    """The independent style distance where every record has it (the eval extra was
+    installed when they ran), else the Gram distance."""
+    independent = "independent_style_distance"
+    return independent if all(independent in r for r in records) else "gram_distance"
 
 
 def _change(before: float, after: float) -> str:
@@ -195,10 +204,11 @@ def build_report(folder: Path) -> tuple[Path, Path]:
         f"cases finished. Content: `{experiment['content']}`; style: "
         f"`{', '.join(experiment['styles'])}`. Each case is one configuration of estilo's "
         "optimisation; cases that differ only in iterations are snapshots of one run. The "
-        "distances are measured the same way for every case (estilo.quality: VGG19 features "
-        "at 256 px; 0 = identical to the photo's content or the painting's statistics), so "
-        "cases with different optimisers or losses can be compared. SSIM compares the "
-        "output's structure with the photo's (1 = identical)."
+        "pictures are measured the same way for every case (estilo.quality; README, 'Measuring "
+        "quality'), so cases with different optimisers or losses can be compared: content "
+        "distance (VGG19) and coarse SSIM to the photo, Gram distance and a style distance "
+        "from a network estilo does not optimise to the painting, grain (1 = as fine as the "
+        "painting) and colour distance."
     )
     table = ["| " + " | ".join(title for _, title in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     table += ["| " + " | ".join(_cell(r.get(key)) for key, _ in COLUMNS) + " |" for r in records]

@@ -27,7 +27,6 @@ from ..errors import EstiloError
 from ..image.io import atomic_write, save_image
 from ..pipeline import (
     Stylized,
-    cached_weights,
     read,
     resize,
     snapshot_path,
@@ -161,7 +160,13 @@ def _record(
         "loss": end.loss if end else math.nan,
         "content": end.content if end else math.nan,
         "style": end.style if end else math.nan,
-        **measure(image, content, style, cached_weights(case.config.weights)),
+        **measure(
+            image,
+            content,
+            style,
+            preserve_colours=case.config.preserve_colors != "none",
+            weights=case.config.weights,
+        ),
         "image": str(image_path.relative_to(root)),
         "history": str((workdir / "history.csv").relative_to(root)),
     }
