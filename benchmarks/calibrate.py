@@ -1,8 +1,10 @@
-"""Calibrate each style loss's registry weight against gram, on the bundled demo pair.
+"""Calibrate each loss's registry weight against the default one, on the bundled demo pair.
 
-A loss's weight makes its style term, evaluated on the content image against the style image,
-equal to gram's at the same size: then the default style weight means about the same amount of
-style whichever loss is chosen. Prints the weights at several sizes (they should agree).
+A style loss's weight makes its style term, evaluated on the content image against the style
+image, equal to gram's at the same size: then the default style weight means about the same
+amount of style whichever loss is chosen. A content loss's weight does the same for the content
+term of the style image (resized to the photo's size) against the photo, relative to mse.
+Prints the weights at several sizes (they should agree).
 
     python benchmarks/calibrate.py --sizes 256 512
 """
@@ -15,7 +17,7 @@ import torch
 
 from estilo.core.config import resolve
 from estilo.core.objective import Objective
-from estilo.core.registry import STYLE_LOSSES
+from estilo.core.registry import CONTENT_LOSSES, STYLE_LOSSES
 from estilo.core.vgg import VGG19Features
 from estilo.image.samples import DEMO_CONTENT, DEMO_STYLE
 from estilo.pipeline import cached_weights, read, resize, working_size
@@ -39,6 +41,21 @@ def style_terms(size: int, repeats: int) -> dict[str, float]:
     return values
 
 
+def content_terms(size: int) -> dict[str, float]:
+    base = resolve(size=size)
+    content, style = (read(path, base, "image").rgb for path in (DEMO_CONTENT, DEMO_STYLE))
+    content = resize(content, working_size(content.shape[-2], content.shape[-1], base))[None]
+    style = resize(style, tuple(content.shape[-2:]))[None]  # type: ignore[arg-type]
+    net = VGG19Features(cached_weights(""), {*base.content_layers, *base.style_layers}, "max")
+    values = {}
+    for name in CONTENT_LOSSES:
+        config = resolve(size=size, content_loss=name)
+        objective = Objective(net, content, [style], config, [1.0], [None])
+        with torch.no_grad():
+            values[name] = float(objective.content(net(style)))
+    return values
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
@@ -50,6 +67,10 @@ def main() -> None:
     for name in STYLE_LOSSES:
         cells = [f"{table[s]['gram'] / table[s][name]:.4g}" for s in args.sizes]
         print(f"| {name} | " + " | ".join(cells) + " |")
+    contents = {size: content_terms(size) for size in args.sizes}
+    for name in CONTENT_LOSSES:
+        cells = [f"{contents[s]['mse'] / contents[s][name]:.4g}" for s in args.sizes]
+        print(f"| content: {name} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import argparse
 import time
 
 import torch
+from reference import pastiche_run
 
 from estilo import resolve
 from estilo.image.samples import DEMO_CONTENT, DEMO_STYLE
@@ -47,16 +48,9 @@ def main() -> None:
     def quality(image: torch.Tensor) -> dict[str, float]:
         return measure(image, content, style, independent=True)
 
-    from pastiche.pastiche import PasticheArtist
-
-    start = time.perf_counter()
-    artist = PasticheArtist(str(DEMO_CONTENT), [str(DEMO_STYLE)], size=args.size, device="cpu")
-    for _ in range(args.pastiche_steps):
-        artist.draw()
-    pastiche_seconds = time.perf_counter() - start
-    # pastiche optimises in Caffe space (BGR, 0-255, mean subtracted): back to RGB in [0, 1].
-    caffe = artist.pastiche.detach()[0] + torch.tensor([103.939, 116.779, 123.68]).view(3, 1, 1)
-    pastiche_image = (caffe.flip(0) / 255).clamp(0, 1)
+    pastiche_image, pastiche_seconds = pastiche_run(
+        DEMO_CONTENT, DEMO_STYLE, args.size, args.pastiche_steps
+    )
     references = {
         f"pastiche default ({args.pastiche_steps} L-BFGS steps)": (
             pastiche_seconds,

@@ -144,6 +144,8 @@ def test_scale_pyramid() -> None:
     auto = scale_sizes(768, 1024, resolve(size=1024), 16)
     assert auto == [(384, 512), (543, 724), (768, 1024)]  # from 512 px, sqrt(2) per step
     assert len(scale_sizes(60, 80, resolve(scales=3), 16)) == 3
+    crowsonkb = scale_sizes(192, 256, resolve(size=256, min_scale=128), 16)
+    assert crowsonkb == [(96, 128), (136, 181), (192, 256)]  # from 128 px
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
@@ -154,14 +156,15 @@ def test_coarse_to_fine_runs_every_scale(optimizer: str) -> None:
         synthetic_style(),
         scales=2,
         iterations=3,
+        refine_iterations=2,
         optimizer=optimizer,
         callback=lambda s: scales.append((s.scale, s.scales, tuple(s.image.shape))) or None,
         **FAST,
     )
-    assert [s[0] for s in scales] == [1, 1, 1, 2, 2, 2]
+    assert [s[0] for s in scales] == [1, 1, 1, 2, 2]  # ITERATIONS, then REFINE_ITERATIONS
     assert scales[0][2] == (1, 3, 45, 45) and scales[-1][2] == (1, 3, 64, 64)
-    assert result.image.shape == (3, 64, 64) and len(result.history) == 6
-    assert [r.iteration for r in result.history] == [1, 2, 3, 4, 5, 6]
+    assert result.image.shape == (3, 64, 64) and len(result.history) == 5 == result.planned
+    assert [r.iteration for r in result.history] == [1, 2, 3, 4, 5]
 
 
 def test_ema_smooths_the_iterates() -> None:

@@ -168,3 +168,36 @@ def test_style_loss_contract(name: str) -> None:
     inside = stat.distance(stat.represent(mixed, left), stat.represent(target, None))
     outside = stat.distance(stat.represent(mixed, left.flip(0)), stat.represent(target, None))
     assert inside.item() < 1e-4 < outside.item()
+
+
+def self_similarity_reference(features: torch.Tensor) -> torch.Tensor:
+    """STROTSS's normalised cosine-distance matrix, entry by entry, for (C, M) features."""
+    m = features.shape[1]
+    matrix = torch.empty(m, m, dtype=features.dtype)
+    for i in range(m):
+        for j in range(m):
+            a, b = features[:, i], features[:, j]
+            matrix[i, j] = 1 - (a @ b) / (a.norm() * b.norm())
+    return matrix / matrix.sum(0, keepdim=True)
+
+
+def test_self_similarity_matches_reference() -> None:
+    x = features(5, 3, 4)
+    torch.testing.assert_close(
+        losses.self_similarity(x[None]), self_similarity_reference(x.flatten(1))
+    )
+    index = torch.tensor([0, 5, 7])
+    torch.testing.assert_close(
+        losses.self_similarity(x[None], index), self_similarity_reference(x.flatten(1)[:, index])
+    )
+
+
+def test_self_similarity_keeps_layout_not_values() -> None:
+    """Scaling every feature (a brighter, more contrasted picture of the same thing) costs
+    nothing; moving things around costs."""
+    x = features(6, 5, 5) + 0.1
+    target = losses.self_similarity(x[None])
+    scaled = losses.self_similarity((3 * x)[None])
+    shuffled = losses.self_similarity(x.flatten(1)[:, torch.randperm(25)].view(6, 5, 5)[None])
+    assert losses.self_similarity_loss(scaled, target).item() == pytest.approx(0, abs=1e-6)
+    assert losses.self_similarity_loss(shuffled, target).item() > 0.1

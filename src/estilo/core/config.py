@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from .layers import canonical_layer
-from .registry import OPTIMIZERS, STYLE_LOSSES, lookup
+from .registry import CONTENT_LOSSES, OPTIMIZERS, STYLE_LOSSES, lookup
 
 POOLINGS = ("max", "avg")
 LAYER_WEIGHTINGS = ("gatys", "equal")
@@ -64,6 +64,11 @@ class StyleConfig:
         choices=LAYER_WEIGHTINGS,
     )
     style_loss: str = _opt("gram", "style representation", choices=tuple(STYLE_LOSSES))
+    content_loss: str = _opt(
+        "mse",
+        "how the photo is kept: its features, or their self-similarity (the layout)",
+        choices=tuple(CONTENT_LOSSES),
+    )
     pooling: str = _opt("max", "VGG19 pooling", choices=POOLINGS)
     init: str = _opt("content", "starting image: content, noise, style-stats or an image path")
     preserve_colors: str = _opt(
@@ -75,8 +80,14 @@ class StyleConfig:
     style_scale: float = _opt(1.0, "style image size relative to the output (longest sides)")
     scales: int = _opt(
         0,
-        "coarse-to-fine scales, about sqrt(2) apart, each run for ITERATIONS "
-        "(0: automatic, 1 up to 512 px; 1: off)",
+        "coarse-to-fine scales, about sqrt(2) apart, ending at SIZE "
+        "(0: automatic, from MIN_SCALE up; 1: off)",
+    )
+    min_scale: int = _opt(
+        512, "with --scales 0: the first scale's longest side in pixels (one scale up to it)"
+    )
+    refine_iterations: int = _opt(
+        500, "optimiser steps at each scale after the first, at most (the first runs ITERATIONS)"
     )
     ema: float = _opt(0.0, "output an exponential moving average of the image (decay; 0: off)")
     tolerance: float = _opt(
@@ -150,6 +161,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "style_layer_weights": (),
         "layer_weighting": "equal",
         "style_loss": "gram",
+        "content_loss": "mse",
         "pooling": "max",
         "adam_beta1": 0.99,
         "adam_beta2": 0.999,
@@ -261,6 +273,7 @@ def _check(config: StyleConfig) -> StyleConfig:
     )
     lookup(OPTIMIZERS, config.optimizer, "optimizer")
     lookup(STYLE_LOSSES, config.style_loss, "style loss")
+    lookup(CONTENT_LOSSES, config.content_loss, "content loss")
     for name, choices in (
         ("pooling", POOLINGS),
         ("layer_weighting", LAYER_WEIGHTINGS),
@@ -306,6 +319,11 @@ def _check(config: StyleConfig) -> StyleConfig:
         "style_scale must be between 0.05 and 8",
     )
     require(0 <= config.scales <= MAX_SCALES, f"scales must be between 0 and {MAX_SCALES}")
+    require(16 <= config.min_scale <= MAX_SIZE, f"min_scale must be between 16 and {MAX_SIZE}")
+    require(
+        1 <= config.refine_iterations <= MAX_ITERATIONS,
+        f"refine_iterations must be between 1 and {MAX_ITERATIONS}",
+    )
     require(0 <= config.ema < 1, "ema must be in [0, 1)")
     require(0 <= config.tolerance < 1, "tolerance must be in [0, 1)")
     require(config.tolerance_window >= 1, "tolerance_window must be >= 1")

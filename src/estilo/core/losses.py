@@ -38,6 +38,30 @@ def content_loss(features: Tensor, target: Tensor) -> Tensor:
     return mean_squared_error(features, target)
 
 
+#: Positions the self-similarity loss compares at most: its matrices are K x K.
+SELF_SIMILARITY_SAMPLES = 1024
+
+
+def self_similarity(features: Tensor, index: Tensor | None = None) -> Tensor:
+    """(B, C, H, W) -> (K, K): cosine distances between the positions ``index`` of the first
+    image (all positions when None), each column divided by its sum (STROTSS's ``dp_loss``
+    normalisation): how the picture relates to itself, whatever its colours and textures."""
+    flat = features[0].flatten(1)
+    if index is not None:
+        flat = flat[:, index]
+    unit = flat / flat.norm(dim=0, keepdim=True).clamp_min(1e-8)
+    distance: Tensor = 1 - unit.T @ unit
+    return distance / distance.sum(0, keepdim=True).clamp_min(1e-8)
+
+
+def self_similarity_loss(matrix: Tensor, target: Tensor) -> Tensor:
+    """Kolkin et al. 2019 (STROTSS) content loss: mean |D_x − D_c| over the normalised
+    self-similarity matrices, times K (the official code's scaling, so it does not shrink as
+    more positions are compared). Layout is kept; colours and textures may change."""
+    loss: Tensor = (matrix - target).abs().mean() * matrix.shape[0]
+    return loss
+
+
 def tv_loss(image: Tensor) -> Tensor:
     """Mean squared difference between vertically and horizontally adjacent pixels."""
     dy = image[..., 1:, :] - image[..., :-1, :]

@@ -14,8 +14,15 @@ from torch import Tensor
 
 from .config import StyleConfig
 from .layers import layer_channels
-from .losses import StyleStatistic, content_loss, tv_loss
-from .registry import STYLE_LOSSES, lookup
+from .losses import (
+    SELF_SIMILARITY_SAMPLES,
+    StyleStatistic,
+    content_loss,
+    self_similarity,
+    self_similarity_loss,
+    tv_loss,
+)
+from .registry import CONTENT_LOSSES, STYLE_LOSSES, lookup
 from .vgg import VGG19Features
 
 
@@ -41,6 +48,43 @@ def mask_weights(mask: Tensor | None, size: tuple[int, int]) -> Tensor | None:
     return weights / total if total > 0 else weights
 
 
+class FeatureContent:
+    """Gatys et al.'s content term: the features' mean squared error, averaged over layers."""
+
+    def __init__(self, targets: dict[str, Tensor]) -> None:
+        self.targets = targets
+
+    def __call__(self, feats: dict[str, Tensor]) -> Tensor:
+        return torch.stack([content_loss(feats[n], t) for n, t in self.targets.items()]).mean()
+
+
+class SelfSimilarityContent:
+    """STROTSS's content term (Kolkin et al. 2019): the output's self-similarity matrix held to
+    the photo's, per layer, averaged. At most SELF_SIMILARITY_SAMPLES positions, drawn once per
+    scale (seeded by the caller's RNG state) and shared by the output and the photo, so the
+    cost stays bounded at any size. Departure: STROTSS resamples every step on hypercolumns of
+    VGG16; one fixed sample on estilo's content layers keeps the objective deterministic."""
+
+    def __init__(self, targets: dict[str, Tensor]) -> None:
+        self.index: dict[str, Tensor | None] = {}
+        self.targets: dict[str, Tensor] = {}
+        for name, feats in targets.items():
+            count = feats.shape[-2] * feats.shape[-1]
+            index = None
+            if count > SELF_SIMILARITY_SAMPLES:
+                index = torch.randperm(count, device=feats.device)[:SELF_SIMILARITY_SAMPLES]
+            self.index[name] = index
+            self.targets[name] = self_similarity(feats, index)
+
+    def __call__(self, feats: dict[str, Tensor]) -> Tensor:
+        return torch.stack(
+            [
+                self_similarity_loss(self_similarity(feats[n], self.index[n]), target)
+                for n, target in self.targets.items()
+            ]
+        ).mean()
+
+
 class Objective:
     """Weighted content + style + TV loss of an image against fixed targets.
 
@@ -64,10 +108,16 @@ class Objective:
         self.style_weight = config.style_weight * info.weight
         self.layer_weights = style_layer_weights(config)
         self.blend, self.masks = list(blend), list(masks)
+        content_info = lookup(CONTENT_LOSSES, config.content_loss, "content loss")
+        self.content_weight = config.content_weight * content_info.weight
         with torch.no_grad():
-            self.content_targets = {
-                name: feats for name, feats in net(content).items() if name in config.content_layers
-            }
+            self.content = content_info.load()(
+                {
+                    name: feats
+                    for name, feats in net(content).items()
+                    if name in config.content_layers
+                }
+            )
             self.style_targets = []
             for style in styles:
                 feats = net(style)
@@ -100,11 +150,8 @@ class Objective:
         """Total loss and its weighted parts ``content``, ``style``, ``tv``."""
         cfg = self.config
         feats = self.net(image)
-        content = torch.stack(
-            [content_loss(feats[n], t) for n, t in self.content_targets.items()]
-        ).mean()
         parts = {
-            "content": cfg.content_weight * content,
+            "content": self.content_weight * self.content(feats),
             "style": self.style_weight * self.style_loss(feats),
             "tv": cfg.tv_weight * tv_loss(image) if cfg.tv_weight else image.new_zeros(()),
         }

@@ -141,6 +141,35 @@ STYLE_LOSSES: dict[str, StyleLossInfo] = {
 }
 
 
+@dataclass(frozen=True)
+class ContentLossInfo(Entry):
+    """How the output is held to the photo. ``weight`` multiplies ``content_weight`` so that the
+    default balance holds when switching (measured by ``benchmarks/calibrate.py``)."""
+
+    source: str = ""
+    weight: float = 1.0
+
+
+CONTENT_LOSSES: dict[str, ContentLossInfo] = {
+    info.name: info
+    for info in (
+        ContentLossInfo(
+            "mse",
+            "mean squared error of the features: the photo's features, exactly",
+            "objective:FeatureContent",
+            source="Gatys et al. 2016",
+        ),
+        ContentLossInfo(
+            "self-similarity",
+            "the features' self-similarity: the layout, with colours and textures free",
+            "objective:SelfSimilarityContent",
+            source="Kolkin et al. 2019 (STROTSS)",
+            weight=3.3e6,
+        ),
+    )
+}
+
+
 T = TypeVar("T")
 
 

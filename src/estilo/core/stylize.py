@@ -78,7 +78,8 @@ class Result:
     scale reached (resized to the output size if the run ended at a coarser one).
 
     ``best_iteration`` counts the steps taken to reach it (0: the initial image).
-    ``planned`` is iterations x scales, more than ``len(history)`` after an early stop.
+    ``planned`` is the most iterations the scales could take (:func:`planned_iterations`),
+    more than ``len(history)`` after an early stop.
     ``status`` is ``completed``, ``stopped`` (by the callback), ``diverged`` (the loss became
     NaN or infinite) or ``interrupted`` (KeyboardInterrupt).
     """
@@ -88,7 +89,7 @@ class Result:
     status: str
     best_iteration: int
     seconds: float
-    planned: int  # iterations x scales; more than len(history) when --tolerance stopped early
+    planned: int  # more than len(history) when --tolerance stopped early
     memory: MemoryPlan | None = None  # the estimate made before the run, and its decision
 
 
@@ -165,13 +166,14 @@ def scale_sizes(
 ) -> list[tuple[int, int]]:
     """The coarse-to-fine pyramid: sizes about sqrt(2) apart ending at (height, width).
 
-    ``scales = 0`` picks automatically: one scale up to 512 px; above, start near 512 px, where
-    the composition settles cheaply, and refine (Gatys et al. 2017's 512 -> 1024 px schedule,
-    with crowsonkb's sqrt(2) steps in between)."""
+    ``scales = 0`` picks automatically: one scale up to ``min_scale`` px; above, start near
+    ``min_scale``, where the composition settles cheaply, and refine in sqrt(2) steps (Gatys et
+    al. 2017's 512 -> 1024 px schedule; crowsonkb's style-transfer-pytorch starts at 128 px)."""
     longest = max(height, width)
     count = config.scales
     if count == 0:
-        count = 1 if longest <= 512 else 1 + max(1, round(2 * math.log2(longest / 512)))
+        ratio = longest / config.min_scale
+        count = 1 if ratio <= 1 else 1 + max(1, round(2 * math.log2(ratio)))
     sizes: list[tuple[int, int]] = []
     for step in range(count - 1, -1, -1):
         factor = 2 ** (-step / 2)
@@ -179,6 +181,12 @@ def scale_sizes(
         if not sizes or size != sizes[-1]:
             sizes.append(size)
     return sizes
+
+
+def planned_iterations(config: StyleConfig, scales: int) -> int:
+    """The most iterations a run over ``scales`` scales takes: ITERATIONS at the first,
+    REFINE_ITERATIONS at each later one."""
+    return config.iterations + (scales - 1) * config.refine_iterations
 
 
 def resized(image: Tensor, size: tuple[int, int]) -> Tensor:
@@ -341,7 +349,7 @@ def stylize(
         run.status,
         run.best_iteration,
         time.perf_counter() - start,
-        config.iterations * len(sizes),
+        planned_iterations(config, len(sizes)),
         memory,
     )
 
@@ -375,8 +383,10 @@ class _Run:
         if self.resume is not None:
             optimizer.load_state_dict(self.resume.optimizer_state)
         done = len(self.history)
-        # Every scale runs config.iterations; a resumed run continues to that count.
-        last = config.iterations if self.resume is not None else done + config.iterations
+        # The first scale runs config.iterations, later ones config.refine_iterations; a
+        # resumed (single-scale) run continues to config.iterations.
+        steps = config.iterations if index == 1 else config.refine_iterations
+        last = config.iterations if self.resume is not None else done + steps
         best = _Best(image, done)
         ema = _EMA(config.ema)
         parts: dict[str, Tensor] = {}
@@ -407,7 +417,7 @@ class _Run:
                 if self.callback is not None and self.callback(
                     Iterate(
                         **vars(record),
-                        total=config.iterations * self.scales,
+                        total=planned_iterations(config, self.scales),
                         scale=index,
                         scales=self.scales,
                         image=current,

@@ -1,0 +1,240 @@
+"""The quality benchmark: estilo's pictures against pastiche's, measured by the yardstick.
+
+    python benchmarks/quality.py --size 256                      # every pair, default variants
+    python benchmarks/quality.py --size 512 --pairs tubingen-starry,cat-monet
+    python benchmarks/quality.py --variants losses --pairs tubingen-starry
+
+Content x style pairs from ``../shared/images`` (the project's public-domain benchmark set; not
+in the package). For each pair and variant it runs, times and measures a picture with
+``estilo.quality`` (coarse SSIM, independent style distance, grain, colour, and the VGG
+distances), then writes a table and contact sheets. Every run is kept in ``--work`` and reused
+when present, so an interrupted benchmark resumes and pastiche's slow reference runs once.
+
+The goal it checks: estilo's default beats pastiche's default (1000 L-BFGS steps) on the
+independent style distance, coarse SSIM and grain (nearer 1 is better; within 0.05 counts as a
+tie won) on at least 80% of the pairs, in at most 1/5 of pastiche's time. Time each benchmark
+alone: two heavy jobs on two cores slow each other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image, ImageDraw
+from reference import pastiche_run
+
+from estilo.core.config import resolve
+from estilo.core.registry import STYLE_LOSSES
+from estilo.image.io import atomic_write, save_image
+from estilo.pipeline import read, resize, stylize, working_size
+from estilo.quality import FIELDS, measure
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "images"
+
+#: Each content at least once, each painting at least once: smooth and detailed paintings,
+#: landscapes, a city, a face and an animal.
+PAIRS: dict[str, tuple[str, str]] = {
+    "tubingen-starry": ("content_tubingen_neckarfront.jpg", "style_starry_night.jpg"),
+    "cat-monet": ("content_chelsea_cat.png", "style_monet_japanese_footbridge.jpg"),
+    "cat-shipwreck": ("content_chelsea_cat.png", "style_shipwreck_of_the_minotaur.jpg"),
+    "astronaut-scream": ("content_astronaut_portrait.png", "style_the_scream.jpg"),
+    "city-composition": ("content_city_skyline.jpg", "style_composition_vii.jpg"),
+    "goldengate-wave": ("content_golden_gate_landscape.jpg", "style_great_wave.jpg"),
+    "tubingen-seurat": ("content_tubingen_neckarfront.jpg", "style_seurat_grande_jatte_study.jpg"),
+    "astronaut-monet": ("content_astronaut_portrait.png", "style_monet_japanese_footbridge.jpg"),
+}
+
+PASTICHE_STEPS = 1000
+
+#: Named variants: overrides of the default preset. "pastiche" is the reference run.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "float32": {"precision": "float32"},
+    **{f"loss:{name}": {"style_loss": name} for name in STYLE_LOSSES if name != "gram"},
+}
+GROUPS = {"main": ["pastiche", "default", "float32"], "losses": [f"loss:{n}" for n in STYLE_LOSSES]}
+
+
+def run_variant(name: str, content: Path, style: Path, size: int) -> tuple[torch.Tensor, float]:
+    """The picture (3, H, W) and its seconds, for one variant."""
+    if name == "pastiche":
+        return pastiche_run(content, style, size, PASTICHE_STEPS)
+    overrides = VARIANTS["default" if name == "loss:gram" else name]
+    result = stylize(content, style, size=size, log_every=0, **overrides)
+    return result.image, result.seconds
+
+
+def records_for(
+    args: argparse.Namespace, pairs: list[str], variants: list[str]
+) -> list[dict[str, Any]]:
+    records_path = args.work / "records.jsonl"
+    done = {}
+    if records_path.exists():
+        for line in records_path.read_text().splitlines():
+            record = json.loads(line)
+            done[(record["pair"], record["variant"], record["size"])] = record
+    out = []
+    for pair in pairs:
+        content_name, style_name = PAIRS[pair]
+        content, style = SHARED / content_name, SHARED / style_name
+        for variant in variants:
+            key = (pair, variant, args.size)
+            if key not in done:
+                image, seconds = run_variant(variant, content, style, args.size)
+                path = args.work / f"{pair}_{variant.replace(':', '-')}_{args.size}.png"
+                save_image(image, path)
+                config = resolve(size=args.size)
+                photo = read(content, config, "content").rgb
+                photo = resize(photo, working_size(photo.shape[-2], photo.shape[-1], config))
+                painting = read(style, config, "style").rgb
+                scores = measure(image, photo, painting, independent=True)
+                done[key] = {
+                    "pair": pair,
+                    "variant": variant,
+                    "size": args.size,
+                    "seconds": seconds,
+                    "image": path.name,
+                    **scores,
+                }
+                with records_path.open("a") as handle:
+                    handle.write(json.dumps(done[key]) + "\n")
+                print(f"{pair} {variant}: {seconds:.0f} s", flush=True)
+            out.append(done[key])
+    return out
+
+
+def beats(ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, bool]:
+    """Per goal measure, whether ``ours`` is at least as good as ``theirs``."""
+    return {
+        "independent_style_distance": ours["independent_style_distance"]
+        <= theirs["independent_style_distance"],
+        "coarse_ssim": ours["coarse_ssim"] >= theirs["coarse_ssim"],
+        "grain": abs(ours["grain"] - 1) <= max(abs(theirs["grain"] - 1), 0.05),
+    }
+
+
+def table(records: list[dict[str, Any]]) -> list[str]:
+    keys = list(FIELDS)
+    lines = [
+        "| pair | variant | seconds | " + " | ".join(FIELDS[k][0] for k in keys) + " |",
+        "|---|---|---|" + "---|" * len(keys),
+    ]
+    for r in records:
+        cells = " | ".join(f"{r[k]:.3f}" for k in keys)
+        lines.append(f"| {r['pair']} | {r['variant']} | {r['seconds']:.0f} | {cells} |")
+    return lines
+
+
+def summary(records: list[dict[str, Any]], variant: str) -> list[str]:
+    """The goal, for one variant against pastiche."""
+    by = {(r["pair"], r["variant"]): r for r in records}
+    pairs = sorted({r["pair"] for r in records if (r["pair"], "pastiche") in by})
+    lines = []
+    wins, ratios = 0, []
+    for pair in pairs:
+        if (pair, variant) not in by:
+            continue
+        ours, theirs = by[(pair, variant)], by[(pair, "pastiche")]
+        won = beats(ours, theirs)
+        wins += all(won.values())
+        ratios.append(theirs["seconds"] / ours["seconds"])
+        lost = [FIELDS[k][0] for k, ok in won.items() if not ok]
+        lines.append(
+            f"- {pair}: {'wins' if all(won.values()) else 'loses on ' + ', '.join(lost)}"
+            f" ({ours['seconds']:.0f} s against {theirs['seconds']:.0f} s)"
+        )
+    if ratios:
+        lines.insert(
+            0,
+            f"**{variant}** beats pastiche ({PASTICHE_STEPS} steps) on all three goal measures "
+            f"on {wins} of {len(ratios)} pairs ({100 * wins / len(ratios):.0f}%; goal 80%), "
+            f"in 1/{len(ratios) / sum(1 / r for r in ratios):.1f} of its time on average "
+            f"(goal 1/5 or less):",
+        )
+    return lines
+
+
+def contact_sheet(
+    args: argparse.Namespace, records: list[dict[str, Any]], variants: list[str], pairs: list[str]
+) -> Path:
+    """Rows: pairs; columns: photo, painting, variants; 1:1 at the run size."""
+    tile = args.size
+    columns = 2 + len(variants)
+    label = 16
+    sheet = Image.new("RGB", (columns * tile, len(pairs) * (tile + label)), "white")
+    draw = ImageDraw.Draw(sheet)
+    by = {(r["pair"], r["variant"]): r for r in records}
+    for row, pair in enumerate(pairs):
+        content_name, style_name = PAIRS[pair]
+        tiles = [
+            ("photo", Image.open(SHARED / content_name)),
+            ("painting", Image.open(SHARED / style_name)),
+        ]
+        tiles += [
+            (v, Image.open(args.work / by[(pair, v)]["image"])) for v in variants if (pair, v) in by
+        ]
+        for column, (name, original) in enumerate(tiles):
+            picture = original.convert("RGB")
+            picture.thumbnail((tile, tile), Image.Resampling.LANCZOS)
+            x, y = column * tile, row * (tile + label)
+            sheet.paste(picture, (x, y + label))
+            draw.text((x + 3, y + 2), f"{pair}: {name}" if column == 0 else name, fill="black")
+    path: Path = args.output.with_name(
+        f"quality-{args.size}-{'-'.join(v.replace(':', '') for v in variants)[:40]}.png"
+    )
+    atomic_write(path, lambda handle: sheet.save(handle, format="PNG"))
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--pairs", default="all", help="comma-separated names, or all")
+    parser.add_argument(
+        "--variants",
+        default="main",
+        help=f"comma-separated: pastiche, {', '.join(VARIANTS)}, or a group ({', '.join(GROUPS)})",
+    )
+    parser.add_argument("--work", type=Path, default=Path("bench-quality"))
+    parser.add_argument("-o", "--output", type=Path, default=Path("docs/quality"))
+    args = parser.parse_args()
+    pairs = list(PAIRS) if args.pairs == "all" else args.pairs.split(",")
+    variants = [v for name in args.variants.split(",") for v in GROUPS.get(name, [name])]
+    unknown = [p for p in pairs if p not in PAIRS] + [
+        v for v in variants if v not in VARIANTS and v not in ("pastiche", "loss:gram")
+    ]
+    if unknown:
+        parser.error(f"unknown pair or variant {unknown[0]!r}")
+    if not SHARED.is_dir():
+        parser.error(f"the benchmark images are not at {SHARED}")
+    args.work.mkdir(parents=True, exist_ok=True)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(torch.get_num_threads())
+    started = time.perf_counter()
+    records = records_for(args, pairs, variants)
+    sheet = contact_sheet(args, records, variants, pairs)
+    print(f"# Quality at {args.size} px\n")
+    print(
+        f"{date.today()}, {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} threads, torch {torch.__version__}; "
+        f"`python benchmarks/quality.py --size {args.size} --pairs {args.pairs} "
+        f"--variants {args.variants}`; {time.perf_counter() - started:.0f} s this call\n"
+    )
+    print("\n".join(table(records)))
+    print()
+    for variant in variants:
+        if variant != "pastiche" and "pastiche" in variants:
+            print("\n".join(summary(records, variant)))
+            print()
+    print(f"contact sheet: {sheet}")
+
+
+if __name__ == "__main__":
+    main()
