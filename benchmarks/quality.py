@@ -57,6 +57,10 @@ PASTICHE_STEPS = 1000
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
     "float32": {"precision": "float32"},
+    # The default before the quality issue: no smoothness term, style weight 0.1.
+    "old-default": {"tv_weight": 0.0, "style_weight": 0.1},
+    "self-similarity": {"content_loss": "self-similarity"},
+    "coarse-to-fine": {"min_scale": 128},
     **{f"loss:{name}": {"style_loss": name} for name in STYLE_LOSSES if name != "gram"},
 }
 GROUPS = {"main": ["pastiche", "default", "float32"], "losses": [f"loss:{n}" for n in STYLE_LOSSES]}

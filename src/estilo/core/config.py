@@ -49,8 +49,10 @@ class StyleConfig:
     optimizer: str = _opt("lbfgs", "optimiser of the image", choices=tuple(OPTIMIZERS))
     lr: float | None = _opt(None, "learning rate (default: the optimiser's own, see README)")
     content_weight: float = _opt(1.0, "weight of the content loss")
-    style_weight: float = _opt(0.1, "weight of the style loss")
-    tv_weight: float = _opt(0.0, "weight of the total-variation smoothness loss")
+    style_weight: float = _opt(0.05, "weight of the style loss")
+    tv_weight: float = _opt(
+        3e6, "weight of the total-variation smoothness loss (keeps pixel speckle out)"
+    )
     content_layers: tuple[str, ...] = _opt(("relu4_2",), "comma-separated content layers")
     style_layers: tuple[str, ...] = _opt(
         ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"), "comma-separated style layers"
