@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from pathlib import Path
 
 import pytest
@@ -174,7 +175,7 @@ def test_crash_resumes_from_checkpoint(
     monkeypatch.setattr(runner, "_save_checkpoint", save_then_maybe_crash)
     with pytest.raises(RuntimeError, match="simulated crash"):
         runner.execute_job(job, study, str(folder))
-    saved = torch.load(folder / "runs" / job.id / "checkpoint.pt", weights_only=False)
+    saved = torch.load(folder / "runs" / job.id / "checkpoint.pt", weights_only=True)
     assert saved["iteration"] == 4
 
     records = runner.execute_job(job, study, str(folder))  # resumes at iteration 5
@@ -230,3 +231,74 @@ def test_missing_matplotlib_names_the_extra_before_running(
     assert code == 2
     assert "pip install 'estilo[experiments]'" in capsys.readouterr().err
     assert not (tmp_path / "p").exists()
+
+
+class _Planter:
+    """Unpickling this calls open(marker, "w"): the code a crafted checkpoint would run."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (open, (str(self.marker), "w"))
+
+
+def one_job_study(images: tuple[str, str], iterations: int = 3) -> spec.Experiment:
+    case = {"name": f"adam {iterations}", "optimizer": "adam", "iterations": iterations}
+    return spec.build("one", images[0], [images[1]], dict(TINY), {}, [case])
+
+
+@pytest.mark.parametrize("how", ["pickle", "torch.save", "garbage", "foreign-dict"])
+def test_a_crafted_or_corrupt_checkpoint_runs_no_code_and_the_job_reruns(
+    tmp_path: Path,
+    images: tuple[str, str],
+    capfd: pytest.CaptureFixture[str],
+    how: str,
+) -> None:
+    study = one_job_study(images)
+    job, folder, marker = study.jobs[0], tmp_path / "out", tmp_path / "pwned"
+    runner.prepare(study, folder)
+    checkpoint = folder / "runs" / job.id / "checkpoint.pt"
+    checkpoint.parent.mkdir(parents=True)
+    payload = {"image": _Planter(marker), "iteration": 1}
+    if how == "pickle":
+        checkpoint.write_bytes(pickle.dumps(payload))
+    elif how == "torch.save":
+        torch.save(payload, checkpoint)
+    elif how == "garbage":
+        checkpoint.write_bytes(b"PK\x03\x04 not a zip at all")
+    else:
+        torch.save({"image": torch.zeros(3), "iteration": "two"}, checkpoint)
+    records = runner.execute_job(job, study, str(folder))
+    assert not marker.exists()
+    err = capfd.readouterr().err
+    assert "estilo: warning:" in err and "from the start" in err and "Traceback" not in err
+    history = (folder / records[0]["history"]).read_text().splitlines()
+    assert [line.split(",")[0] for line in history[1:]] == ["1", "2", "3"]  # rerun from scratch
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"{not json", "is damaged"),
+        (b"\xff\xfe\x00", "is damaged"),
+        (b"[1, 2]", "not an estilo experiment"),
+        (b'{"name": "x", "fingerprint": 3}', "not an estilo experiment"),
+        (b"[" * 100_000 + b"]" * 100_000, "is damaged"),
+    ],
+)
+def test_a_corrupt_or_foreign_experiment_json_is_one_line_exit_2(
+    tmp_path: Path,
+    images: tuple[str, str],
+    capsys: pytest.CaptureFixture[str],
+    body: bytes,
+    message: str,
+) -> None:
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "experiment.json").write_bytes(body)
+    assert cli.main(["experiment", "report", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    with pytest.raises(EstiloError, match=message):
+        runner.run(one_job_study(images), folder)

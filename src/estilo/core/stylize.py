@@ -30,6 +30,9 @@ from .objective import Objective
 from .registry import OPTIMIZERS, lookup
 from .vgg import VGG19Features, Weights, load_weights
 
+#: Written into every checkpoint state; a file without it is not ours.
+CHECKPOINT_FORMAT = "estilo-checkpoint-1"
+
 
 @dataclass(frozen=True)
 class LossRecord:
@@ -46,12 +49,55 @@ class LossRecord:
 @dataclass
 class Checkpoint:
     """Everything needed to continue a single-scale run later: the image after ``iteration``
-    steps, the optimiser's state and the history so far (``torch.save`` can store it)."""
+    steps, the optimiser's state and the history so far.
+
+    :meth:`to_state` gives plain containers of tensors, numbers and strings, which
+    ``torch.load(..., weights_only=True)`` reads back without running any code from the file;
+    :meth:`from_state` checks such a state before trusting it."""
 
     image: Tensor
     iteration: int
     optimizer_state: dict[str, Any]
     history: list[LossRecord]
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "image": self.image.detach().cpu(),
+            "iteration": int(self.iteration),
+            "optimizer_state": self.optimizer_state,
+            "history": [
+                [r.iteration, r.seconds, r.loss, r.content, r.style, r.tv] for r in self.history
+            ],
+        }
+
+    @classmethod
+    def from_state(cls, state: Any) -> Checkpoint:
+        """The checkpoint in ``state``; ValueError (naming what is wrong) if it is not one."""
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError("not an estilo checkpoint")
+        image, iteration = state.get("image"), state.get("iteration")
+        optimizer_state, rows = state.get("optimizer_state"), state.get("history")
+        if not isinstance(image, Tensor) or image.dim() != 4 or image.shape[:2] != (1, 3):
+            raise ValueError("its image is not a (1, 3, H, W) tensor")
+        if not isinstance(iteration, int) or iteration < 1:
+            raise ValueError("its iteration is not a positive integer")
+        if not isinstance(optimizer_state, dict) or not {"state", "param_groups"} <= set(
+            optimizer_state
+        ):
+            raise ValueError("its optimiser state is not an optimiser's state_dict")
+        if not isinstance(rows, list) or len(rows) != iteration:
+            raise ValueError("its history does not have one row per iteration")
+        history = []
+        for row in rows:
+            if not (
+                isinstance(row, list)
+                and len(row) == 6
+                and all(isinstance(v, (int, float)) for v in row)
+            ):
+                raise ValueError("its history has a malformed row")
+            history.append(LossRecord(int(row[0]), *map(float, row[1:])))
+        return cls(image.float(), iteration, optimizer_state, history)
 
 
 @dataclass(frozen=True)

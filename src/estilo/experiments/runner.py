@@ -14,6 +14,7 @@ import json
 import math
 import multiprocessing
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,9 +22,11 @@ from typing import Any
 
 import torch
 
+from ..core.config import StyleConfig
 from ..core.memory import peak_resident
 from ..core.stylize import Checkpoint, Iterate, pick_device
 from ..errors import EstiloError
+from ..files import open_regular, read_regular
 from ..image.io import atomic_write, save_image
 from ..pipeline import (
     Stylized,
@@ -40,6 +43,10 @@ from .spec import Case, Experiment, Job
 
 #: Seconds between checkpoints of a running job.
 CHECKPOINT_SECONDS = 30.0
+#: A checkpoint holds one image and the optimiser's state (L-BFGS: 100 image-sized vectors).
+CHECKPOINT_BYTES = 4 * 2**30
+#: experiment.json lists at most spec.MAX_CASES cases of a few hundred bytes each.
+MANIFEST_BYTES = 64 * 2**20
 #: A case "stalled" when its last half of iterations lowered the loss by less than this.
 STALL_FRACTION = 1e-3
 
@@ -49,7 +56,7 @@ def prepare(experiment: Experiment, folder: Path) -> set[str]:
     folder.mkdir(parents=True, exist_ok=True)
     manifest = folder / "experiment.json"
     if manifest.exists():
-        recorded = json.loads(manifest.read_text())
+        recorded = read_manifest(folder)
         if recorded.get("fingerprint") != experiment.fingerprint:
             raise EstiloError(
                 f"{str(folder)!r} holds a different experiment ({recorded.get('name')!r}); "
@@ -61,6 +68,32 @@ def prepare(experiment: Experiment, folder: Path) -> set[str]:
     for image in (experiment.content, *experiment.styles):
         read(image, experiment.cases[0].config, "image")  # fail now, not in the middle
     return {record["case_id"] for record in read_records(folder)}
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """The folder's ``experiment.json``, checked: a corrupt or foreign file is a one-line
+    error, not a traceback in the middle of a report."""
+    path = folder / "experiment.json"
+    label = f"{str(path)!r}"
+    if not path.exists():
+        raise EstiloError(f"{str(folder)!r} holds no experiment (no experiment.json)")
+    data = read_regular(path, MANIFEST_BYTES, label)
+    try:
+        manifest = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise EstiloError(f"{label} is damaged (not valid JSON)") from None
+    shape = {"name": str, "fingerprint": str, "content": str, "styles": list, "axes": list}
+    if not isinstance(manifest, dict) or any(
+        not isinstance(manifest.get(key), kind) for key, kind in shape.items()
+    ):
+        raise EstiloError(f"{label} is not an estilo experiment manifest")
+    cases = manifest.get("cases")
+    if not isinstance(cases, list) or not all(
+        isinstance(c, dict) and isinstance(c.get("id"), str) and isinstance(c.get("label"), str)
+        for c in cases
+    ):
+        raise EstiloError(f"{label} is not an estilo experiment manifest (bad cases)")
+    return manifest
 
 
 def read_records(folder: Path) -> list[dict[str, Any]]:
@@ -91,10 +124,8 @@ def execute_job(job: Job, experiment: Experiment, folder: str) -> list[dict[str,
     workdir = root / "runs" / job.id
     workdir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = workdir / "checkpoint.pt"
-    resume = None
-    if checkpoint_path.exists():
-        state = torch.load(checkpoint_path, weights_only=False)
-        resume = Checkpoint(**state)
+    config = job.config.replace(scales=1)
+    resume = load_checkpoint(checkpoint_path, job, experiment, config)
     wanted = {case.config.iterations for case in job.cases}
     last_save = [time.monotonic()]
 
@@ -105,7 +136,6 @@ def execute_job(job: Job, experiment: Experiment, folder: str) -> list[dict[str,
             _save_checkpoint(checkpoint_path, step.checkpoint())
             last_save[0] = time.monotonic()
 
-    config = job.config.replace(scales=1)
     result = stylize(experiment.content, list(experiment.styles), config, on_iterate, resume=resume)
     if result.status == "interrupted":
         return []
@@ -119,7 +149,42 @@ def execute_job(job: Job, experiment: Experiment, folder: str) -> list[dict[str,
 
 
 def _save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
-    atomic_write(path, lambda handle: torch.save(vars(checkpoint), handle))
+    atomic_write(path, lambda handle: torch.save(checkpoint.to_state(), handle))
+
+
+def load_checkpoint(
+    path: Path, job: Job, experiment: Experiment, config: StyleConfig
+) -> Checkpoint | None:
+    """The job's checkpoint, or None (start afresh) if there is none or it cannot be trusted.
+
+    An experiment folder may come from someone else: the file is read with
+    ``weights_only=True``, so a crafted pickle cannot run code, and a corrupt or foreign file
+    costs a warning and a rerun of the job, never the experiment."""
+    if not path.exists():
+        return None
+    try:
+        with open_regular(path, CHECKPOINT_BYTES, f"checkpoint {str(path)!r}") as handle:
+            state = torch.load(handle, map_location="cpu", weights_only=True)
+        checkpoint = Checkpoint.from_state(state)
+        content = read(experiment.content, config, "content").rgb
+        size = working_size(content.shape[-2], content.shape[-1], config)
+        if tuple(checkpoint.image.shape[-2:]) != size:
+            raise ValueError(f"its image is not {size[1]}x{size[0]}")
+        if checkpoint.iteration > job.config.iterations:
+            raise ValueError("it is past the job's last iteration")
+    except EstiloError as exc:
+        reason = str(exc)
+    except Exception as exc:  # anything torch.load or the checks raise: distrust the file
+        reason = f"{str(path)!r} is not a usable checkpoint ({_first_line(exc)})"
+    else:
+        return checkpoint
+    print(f"estilo: warning: {reason}; running job {job.id} from the start", file=sys.stderr)
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _record(
