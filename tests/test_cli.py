@@ -363,3 +363,46 @@ def test_readme_documents_every_option() -> None:
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     for name in FIELDS:
         assert f"`--{name.replace('_', '-')}" in readme, name
+
+
+@pytest.mark.parametrize(
+    ("given", "flags"),
+    [
+        ("out_00001.png", ["--save-every", "1"]),
+        ("out_00004.png", ["--save-every", "2", "--iterations", "4"]),
+        ("link.png", ["--save-every", "3"]),  # a symlink to out_00003.png
+        ("photo.csv", ["--history"]),
+    ],
+)
+def test_no_file_a_run_writes_may_replace_an_input(
+    tmp_path: Path,
+    image_pair: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
+    given: str,
+    flags: list[str],
+) -> None:
+    photo = tmp_path / given
+    if given == "link.png":
+        (tmp_path / "out_00003.png").write_bytes(image_pair[0].read_bytes())
+        photo.symlink_to(tmp_path / "out_00003.png")
+    else:
+        photo.write_bytes(image_pair[0].read_bytes())
+    before = photo.read_bytes()
+    extra = [*flags, str(photo)] if flags == ["--history"] else flags
+    argv = ["stylize", str(photo), str(image_pair[1]), "-o", str(tmp_path / "out.png")]
+    code, _, err = run_cli(capsys, *argv, *FAST, *extra)
+    assert code == 2 and err.count("\n") == 1 and "overwrite" in err, err
+    assert photo.read_bytes() == before and not (tmp_path / "out.png").exists()
+
+
+def test_save_every_leaves_snapshots_it_will_not_write_alone(
+    tmp_path: Path, image_pair: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Iteration 5 is not a multiple of 2 and 8 is past the last: neither is written.
+    (tmp_path / "out_00005.png").write_bytes(image_pair[0].read_bytes())
+    (tmp_path / "out_00008.png").write_bytes(image_pair[1].read_bytes())
+    argv = ["stylize", str(tmp_path / "out_00005.png"), str(tmp_path / "out_00008.png")]
+    code, _, err = run_cli(capsys, *argv, "-o", str(tmp_path / "out.png"), *FAST,
+                           "--save-every", "2")  # fmt: skip
+    assert code == 0, err
+    assert (tmp_path / "out_00002.png").exists()
