@@ -406,3 +406,27 @@ def test_save_every_leaves_snapshots_it_will_not_write_alone(
                            "--save-every", "2")  # fmt: skip
     assert code == 0, err
     assert (tmp_path / "out_00002.png").exists()
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_sigterm_and_sighup_save_like_ctrl_c(
+    tmp_path: Path, image_pair: tuple[Path, Path], signum: int, code: int
+) -> None:
+    out, history = tmp_path / "out.png", tmp_path / "history.csv"
+    command = [sys.executable, "-m", "estilo", "stylize", *map(str, image_pair), "-o", str(out),
+               "--history", str(history), "--size", "48", "--iterations", "100000",
+               "--log-every", "1", "--device", "cpu"]  # fmt: skip
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        assert process.stdout is not None
+        first = process.stdout.readline()  # wait until the loop is running
+        process.send_signal(signum)
+        _, err = process.communicate(timeout=120)
+    assert first.startswith("iteration 1 "), err
+    assert process.returncode == code, err
+    name = signal.Signals(signum).name
+    assert f"estilo: stopped by {name}; best image" in err and "Traceback" not in err
+    assert image_size(out) == (48, 36)
+    rows = history.read_text().splitlines()
+    assert rows[0].startswith("iteration,") and len(rows) >= 2

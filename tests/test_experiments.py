@@ -302,3 +302,62 @@ def test_a_corrupt_or_foreign_experiment_json_is_one_line_exit_2(
     assert err.count("\n") == 1 and message in err, err
     with pytest.raises(EstiloError, match=message):
         runner.run(one_job_study(images), folder)
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` and that run multiprocessing's spawned worker."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"spawn_main" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux's /proc")
+def test_kill_9_of_an_experiment_takes_its_worker_with_it(
+    tmp_path: Path, images: tuple[str, str]
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    folder = tmp_path / "out"
+    script = (
+        "import sys; from estilo.experiments import runner, spec\n"
+        "case = {'name': 'long', 'optimizer': 'adam', 'iterations': 1000000}\n"
+        f"study = spec.build('long', sys.argv[1], [sys.argv[2]], {TINY!r}, {{}}, [case])\n"
+        "runner.run(study, __import__('pathlib').Path(sys.argv[3]))\n"
+    )
+    with subprocess.Popen([sys.executable, "-c", script, *images, str(folder)]) as parent:
+        workers: list[int] = []
+        event = __import__("threading").Event()
+        for _ in range(1200):  # the worker appears once the pool has spawned it
+            if (workers := _children(parent.pid)) and list(folder.glob("runs/*")):
+                break
+            event.wait(0.1)
+        assert workers, "no worker appeared"
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        for _ in range(600):
+            if not any(map(_alive, workers)):
+                break
+            event.wait(0.1)
+        leftover = [pid for pid in workers if _alive(pid)]
+        for pid in leftover:  # do not leave it running if the test fails
+            os.kill(pid, signal.SIGKILL)
+    assert not leftover

@@ -5,6 +5,7 @@ The browser itself is exercised by test_browser.py; these need neither Gradio no
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -286,3 +287,74 @@ def test_serve_without_gradio_names_the_extra() -> None:
 def test_serve_refuses_non_positive_limits(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["serve", "--max-size", "0"]) == cli.EXIT_BAD_INPUT
     assert "must be positive" in capsys.readouterr().err
+
+
+SERVE_WITH_A_RUN = """
+import sys, threading, time
+from pathlib import Path
+from estilo import cli
+from estilo.web import page
+from estilo.web.handlers import make_request, preset_values
+from estilo.web.limits import Limits
+
+queues = []
+class Recording(page.JobQueue):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        queues.append(self)
+page.JobQueue = Recording
+content, style, workdir, port = sys.argv[1:5]
+tickets = []
+
+def submit():
+    while not queues:
+        time.sleep(0.05)
+    values = preset_values("default")
+    values[0], values[1] = 64, 2000  # size, iterations
+    request = make_request(content, [style], "default", values, Limits(), Path(workdir))
+    tickets.append(queues[0].submit(request, "s"))
+    while tickets[0].iteration < 1:
+        time.sleep(0.05)
+    print("running", flush=True)
+
+def submit_or_stop():
+    try:
+        submit()
+    except BaseException as exc:
+        print("failed:", exc, flush=True)
+
+threading.Thread(target=submit_or_stop, daemon=True).start()
+code = cli.main(["serve", "--port", port])
+print("told:", tickets[0].error, tickets[0].finished.is_set(), flush=True)
+sys.exit(code)
+"""
+
+
+def test_ctrl_c_on_serve_stops_the_run_tells_the_page_and_exits_0(
+    uploads: dict[str, Path], tmp_path: Path
+) -> None:
+    import signal
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    argv = [sys.executable, "-c", SERVE_WITH_A_RUN, str(uploads["content"]),
+            str(uploads["style"]), str(tmp_path), str(port)]  # fmt: skip
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
+    with subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    ) as process:
+        assert process.stdout is not None
+        watchdog = threading.Timer(300, process.kill)  # a hang fails the test, never blocks it
+        watchdog.start()
+        lines = []
+        while (line := process.stdout.readline()) and not line.startswith(("running", "failed")):
+            lines.append(line)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+        watchdog.cancel()
+    assert line.startswith("running"), [*lines, line, err]
+    assert process.returncode == 0, err
+    assert "terminate called" not in err and "Traceback" not in err, err
+    assert "told: the server is shutting down; your run was stopped True" in out

@@ -3,14 +3,18 @@
 Flags are generated from the fields of :class:`StyleConfig`, so the CLI can never drift from the
 API's defaults. A flag overrides ``--config``, which overrides ``--preset``. Exit status:
 0 done, 2 bad input (one-line message, nothing written), 3 the loss diverged (best image saved),
-130 interrupted (best image saved).
+130 interrupted by Ctrl-C, 143 by SIGTERM, 129 by SIGHUP (best image and history saved).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import platform
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -21,6 +25,49 @@ from .image.samples import DEMO_CONTENT, DEMO_STYLE
 from .web.limits import Limits
 
 EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
+#: Signals that end a run like Ctrl-C does (best image saved); the exit status is 128 + N.
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where Ctrl-C's KeyboardInterrupt would be, so every layer
+    that saves its work on Ctrl-C does so for these too."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[list[int]]:
+    """Turn SIGTERM and SIGHUP into :class:`Stopped` while the body runs (main thread only;
+    elsewhere, as in a test's worker thread, the handlers are left alone). A second signal
+    during the save that follows is ignored: the save finishes. Yields the signals received."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if not received:
+            received.append(signum)
+            raise Stopped(signum)
+
+    previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
+    try:
+        yield received
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def _interrupt_status(signum: int | None) -> tuple[int, str]:
+    """(exit status, what happened) for Ctrl-C (None) or a stop signal."""
+    if signum is not None:
+        return 128 + signum, f"stopped by {signal.Signals(signum).name}"
+    return EXIT_INTERRUPTED, "interrupted"
 
 
 class ArgumentError(EstiloError):
@@ -148,20 +195,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
-        if args.command == "info":
-            return info(sys.stdout)
-        if args.command == "experiment":
-            return experiment_command(args)
-        if args.command == "serve":
-            return serve_command(args)
-        return stylize_command(args)
+        with stop_signals() as received:
+            args = build_parser().parse_args(argv)
+            if args.command == "info":
+                return info(sys.stdout)
+            if args.command == "experiment":
+                return experiment_command(args)
+            if args.command == "serve":
+                return serve_command(args)
+            return stylize_command(args, received)
     except EstiloError as exc:
         print(f"estilo: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("estilo: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:
+        code, what = _interrupt_status(exc.signum if isinstance(exc, Stopped) else None)
+        print(f"estilo: {what}", file=sys.stderr)
+        return code
 
 
 def config_from_args(args: argparse.Namespace) -> StyleConfig:
@@ -169,7 +218,9 @@ def config_from_args(args: argparse.Namespace) -> StyleConfig:
     return resolve(args.preset or "default", args.config, **overrides)
 
 
-def stylize_command(args: argparse.Namespace) -> int:
+def stylize_command(args: argparse.Namespace, received: list[int] | None = None) -> int:
+    """Stylize; ``received`` holds the stop signal (SIGTERM, SIGHUP) that ended the run."""
+    received = received if received is not None else []
     if args.command == "demo":
         args.content, args.styles = str(DEMO_CONTENT), [str(DEMO_STYLE)]
     styles, weights = zip(*map(parse_style, args.styles), strict=True)
@@ -205,8 +256,9 @@ def stylize_command(args: argparse.Namespace) -> int:
         )
         return EXIT_DIVERGED
     if result.status == "interrupted":
-        print(f"estilo: interrupted; {saved}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        code, what = _interrupt_status(received[0] if received else None)
+        print(f"estilo: {what}; {saved}", file=sys.stderr)
+        return code
     if not args.quiet:
         ran = len(result.history)
         early = f" (--tolerance stopped it after {ran} of {result.planned} iterations)"

@@ -10,11 +10,14 @@ Files in the output folder (everything a report needs; the report is rebuilt fro
 
 from __future__ import annotations
 
+import ctypes
 import json
 import math
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -47,6 +50,8 @@ CHECKPOINT_SECONDS = 30.0
 CHECKPOINT_BYTES = 4 * 2**30
 #: experiment.json lists at most spec.MAX_CASES cases of a few hundred bytes each.
 MANIFEST_BYTES = 64 * 2**20
+#: prctl's option number for "signal me when my parent dies" (linux/prctl.h).
+PR_SET_PDEATHSIG = 1
 #: A case "stalled" when its last half of iterations lowered the loss by less than this.
 STALL_FRACTION = 1e-3
 
@@ -236,6 +241,28 @@ def _local_job(args: tuple[Job, Experiment, str]) -> list[dict[str, Any]]:
     return execute_job(*args)
 
 
+def die_with_parent(parent: int) -> None:
+    """Run first in a worker process: end it when ``parent`` dies, even by ``kill -9`` (which
+    gives the parent no chance to stop its workers). Linux: the kernel sends SIGKILL
+    (prctl PR_SET_PDEATHSIG); elsewhere a thread watches for the parent to change."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+                if os.getppid() != parent:  # it died before the request took effect
+                    os._exit(1)
+                return
+        except (OSError, AttributeError):
+            pass  # no usable libc: fall back to the watcher
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
+
+
 def run(
     experiment: Experiment,
     folder: Path,
@@ -257,7 +284,7 @@ def run(
         context = multiprocessing.get_context("spawn")  # a fresh process: its own peak memory
         for number, job in enumerate(pending, start=1):
             started = time.perf_counter()
-            with context.Pool(1, maxtasksperchild=1) as pool:
+            with context.Pool(1, die_with_parent, (os.getpid(),), maxtasksperchild=1) as pool:
                 records = pool.apply(_local_job, ((job, experiment, str(folder)),))
             if not records:
                 raise KeyboardInterrupt

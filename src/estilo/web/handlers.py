@@ -180,9 +180,10 @@ def follow(queue: JobQueue, ticket: Ticket, interval: float = 0.5) -> Iterator[A
     """Views of a ticket until it finishes. If the page goes away, Gradio closes this
     generator and the ``finally`` cancels the run (the unload handler does too)."""
     try:
-        while not ticket.finished.wait(interval):
+        with queue.watching():
+            while not ticket.finished.wait(interval):
+                yield view(queue.snapshot(ticket))
             yield view(queue.snapshot(ticket))
-        yield view(queue.snapshot(ticket))
     finally:
         ticket.cancel()
 

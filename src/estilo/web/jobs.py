@@ -11,11 +11,12 @@ The worker thread calls the runner with the ticket; the runner reports progress 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,6 +119,7 @@ class JobQueue:
         self._lock = threading.Condition()
         self._numbers = itertools.count(1)
         self._closed = False
+        self._watchers = 0
         self._thread = threading.Thread(target=self._work, name="estilo-runs", daemon=True)
         self._thread.start()
 
@@ -162,15 +164,38 @@ class JobQueue:
         with self._lock:
             return len(self._waiting)
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Cancel everything and stop the worker."""
+    def close(self, timeout: float = 10.0, reason: str | None = None) -> bool:
+        """Cancel everything and stop the worker; ``reason`` is what the pages of the runs
+        still waiting or running are told. Returns whether the worker stopped in time."""
         with self._lock:
             self._closed = True
             for ticket in [self._running, *self._waiting]:
                 if ticket is not None:
+                    ticket.error = ticket.error or reason
                     ticket.cancel()
+            for ticket in self._waiting:  # no worker will take them now
+                self._finish(ticket, "stopped")
+            self._waiting.clear()
             self._lock.notify_all()
         self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @contextlib.contextmanager
+    def watching(self) -> Iterator[None]:
+        """Count a page that is following a run, so shutdown can wait for its last view."""
+        with self._lock:
+            self._watchers += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._watchers -= 1
+                self._lock.notify_all()
+
+    def wait_for_watchers(self, timeout: float) -> bool:
+        """Wait until no page follows a run (each has had its last view); False on timeout."""
+        with self._lock:
+            return self._lock.wait_for(lambda: self._watchers == 0, timeout)
 
     def _next(self) -> Ticket | None:
         with self._lock:

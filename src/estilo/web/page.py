@@ -7,7 +7,11 @@ two never drift. Imported only when Gradio is installed (``estilo[web]``).
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +23,10 @@ from ..image.samples import DEMO_CONTENT, DEMO_STYLE, SAMPLES
 from .handlers import OPTIONS, loss_curve, preset_values, run_ticket, start
 from .jobs import JobQueue
 from .limits import Limits
+
+log = logging.getLogger(__name__)
+#: How long shutdown waits for the running run to reach its next iteration and stop.
+SHUTDOWN_SECONDS = 60.0
 
 
 def build(queue: JobQueue, limits: Limits, workdir: Path) -> gr.Blocks:
@@ -117,25 +125,46 @@ def theme() -> gr.themes.Base:
 def serve(
     host: str, port: int, limits: Limits, *, block: bool = True
 ) -> tuple[gr.Blocks, JobQueue]:
-    """Start the server; with ``block`` wait until Ctrl-C and shut the queue down."""
+    """Start the server; with ``block`` serve until Ctrl-C (or SIGTERM), then shut down."""
     workdir = Path(tempfile.mkdtemp(prefix="estilo-serve-"))
     queue = JobQueue(run_ticket, limits.max_waiting)
     page = build(queue, limits, workdir)
     page.queue(default_concurrency_limit=None)
-    try:
-        page.launch(
-            server_name=host,
-            server_port=port,
-            max_file_size=f"{limits.max_upload_mb:g}mb",
-            allowed_paths=[str(SAMPLES), str(workdir)],
-            theme=theme(),
-            ssr_mode=False,
-            footer_links=[],
-            show_error=True,
-            quiet=True,
-            prevent_thread_lock=not block,
-        )
-    finally:
-        if block:
-            queue.close()
+    page.launch(
+        server_name=host,
+        server_port=port,
+        max_file_size=f"{limits.max_upload_mb:g}mb",
+        allowed_paths=[str(SAMPLES), str(workdir)],
+        theme=theme(),
+        ssr_mode=False,
+        footer_links=[],
+        show_error=True,
+        quiet=True,
+        prevent_thread_lock=True,  # we block below, where Ctrl-C can stop the run cleanly
+    )
+    if block:
+        try:
+            while True:
+                time.sleep(0.5)  # Ctrl-C arrives here, in the main thread
+        except KeyboardInterrupt:
+            pass
+        finally:
+            shutdown(page, queue)
     return page, queue
+
+
+def shutdown(page: gr.Blocks, queue: JobQueue) -> None:
+    """Stop the run at its next iteration, tell every page, then close the server.
+
+    Exiting with the worker thread still inside torch aborts the process ("terminate called
+    without an active exception"), so the worker is joined first; one that does not stop in
+    time (a very long L-BFGS step) ends with the process, skipping the interpreter's cleanup.
+    """
+    stopped = queue.close(SHUTDOWN_SECONDS, "the server is shutting down; your run was stopped")
+    queue.wait_for_watchers(5.0)  # each page gets its last view before the server goes
+    page.close()
+    if not stopped:
+        log.warning("the run did not stop within %.0f s; exiting without it", SHUTDOWN_SECONDS)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
