@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import platform
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Iterator
@@ -25,6 +27,7 @@ from .image.samples import DEMO_CONTENT, DEMO_STYLE
 from .web.limits import Limits
 
 EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a process ended by SIGPIPE
 #: Signals that end a run like Ctrl-C does (best image saved); the exit status is 128 + N.
 STOP_SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
@@ -207,6 +210,12 @@ def main(argv: list[str] | None = None) -> int:
     except EstiloError as exc:
         print(f"estilo: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        # 'estilo info | head': the reader left. Say nothing (like cat), and point stdout at
+        # /dev/null so the interpreter's final flush does not fail a second time.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt as exc:
         code, what = _interrupt_status(exc.signum if isinstance(exc, Stopped) else None)
         print(f"estilo: {what}", file=sys.stderr)
@@ -314,9 +323,32 @@ def serve_command(args: argparse.Namespace) -> int:
         raise EstiloError("the --max-* limits must be positive")
     if limits.max_waiting < 0:
         raise EstiloError("--max-waiting must be >= 0")
+    check_port(args.host, args.port)
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read when Gradio is first imported
+    try:
+        import gradio  # noqa: F401  (fail here, before announcing a server that cannot start)
+    except ModuleNotFoundError:
+        raise EstiloError("the web UI needs Gradio: pip install 'estilo[web]'") from None
     print(f"estilo: serving on http://{args.host}:{args.port} (Ctrl-C stops)", flush=True)
     serve(args.host, args.port, limits)
     return 0
+
+
+def check_port(host: str, port: int) -> None:
+    """Refuse a port out of range, or one another process holds, before saying 'serving on'."""
+    if not 0 <= port <= 65535:
+        raise EstiloError(f"--port {port} is not a port number (0 to 65535)")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise EstiloError(f"--host {host!r} is not an address of this machine ({exc})") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise EstiloError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 class Progress:

@@ -30,15 +30,18 @@ def open_regular(
         raise error(f"{label}: no such file") from None
     except OSError as exc:
         raise error(f"{label}: cannot read ({exc.strerror or exc})") from None
-    handle = os.fdopen(fd, "rb")
-    with handle:
-        info = os.fstat(handle.fileno())
-        if stat.S_ISDIR(info.st_mode):
-            raise error(f"{label} is a folder, not a file")
-        if not stat.S_ISREG(info.st_mode):
-            raise error(f"{label} is not a regular file (a device, FIFO or socket)")
-        if info.st_size > limit:
-            raise error(f"{label} is {info.st_size:,} bytes, over the limit of {limit:,}")
+    info = os.fstat(fd)
+    problem = None
+    if stat.S_ISDIR(info.st_mode):
+        problem = f"{label} is a folder, not a file"
+    elif not stat.S_ISREG(info.st_mode):
+        problem = f"{label} is not a regular file (a device, FIFO or socket)"
+    elif info.st_size > limit:
+        problem = f"{label} is {info.st_size:,} bytes, over the limit of {limit:,}"
+    if problem is not None:
+        os.close(fd)
+        raise error(problem)
+    with os.fdopen(fd, "rb") as handle:
         yield handle
 
 

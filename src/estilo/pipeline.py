@@ -14,6 +14,7 @@ import functools
 import io
 import os
 import re
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -227,17 +228,28 @@ def _recoloured(
 
 def check_output(output: Path, inputs: list[Path]) -> None:
     """Fail before any compute if ``output`` cannot be written or would clobber an input."""
-    if output.is_dir():
-        raise ImageError(f"output {str(output)!r} is a folder; give a file name")
+    try:
+        if output.is_dir():
+            raise ImageError(f"output {str(output)!r} is a folder; give a file name")
+    except OSError as exc:  # a name too long, a loop in its folder's path
+        raise ImageError(f"output {str(output)!r}: {exc.strerror or exc}") from None
     output_format(output)
     folder = output.parent if str(output.parent) else Path(".")
     if not folder.is_dir():
         raise ImageError(f"output folder {str(folder)!r} does not exist")
     if not os.access(folder, os.W_OK):
         raise ImageError(f"output folder {str(folder)!r} is not writable")
-    target = output.resolve()
+    # The save makes a temporary file named after the output: make one now, so a name the
+    # file system refuses fails here and not after the run.
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise ImageError(f"cannot write {str(output)!r}: {exc.strerror or exc}") from None
+    os.close(fd)
+    os.unlink(probe)
+    target = _entry(output)
     for source in inputs:
-        if source.resolve() == target:
+        if _entry(source) == target:
             raise ImageError(f"output {str(output)!r} is one of the inputs; refusing to overwrite")
 
 

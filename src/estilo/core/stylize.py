@@ -415,7 +415,8 @@ class _Run:
         """Optimise at one scale from ``image``; returns the best image found there."""
         config, scale = self.config, self.info.pixel_scale
         # The optimiser sees ``param`` = image x scale; see OptimizerInfo.pixel_scale.
-        param = (image * scale).requires_grad_(True)
+        # contiguous: a resized 1x1 image can come back with strides L-BFGS's view() rejects.
+        param = (image * scale).contiguous().requires_grad_(True)
         optimizer = self.info.load()([param], config)
         self._carry_state(optimizer, param)
         if self.resume is not None:

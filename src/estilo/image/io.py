@@ -25,6 +25,7 @@ from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from ..errors import ImageError
+from ..files import open_regular
 
 #: Extensions we write, and the Pillow format for each.
 WRITE_FORMATS = {
@@ -65,26 +66,22 @@ def load_image(
         return _to_tensors(_normalise(source), what)
     path = Path(source)
     label = f"{what} {str(path)!r}"
-    if not path.exists():
-        raise ImageError(f"{label}: no such file")
-    if path.is_dir():
-        raise ImageError(f"{label} is a folder, not an image")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ImageError(f"{label}: cannot read ({exc.strerror})") from None
-    if not data:
-        raise ImageError(f"{label} is empty")
-    with _pillow_guard(label):
-        image = Image.open(io.BytesIO(data))
-        width, height = image.size
-        if width * height > max_pixels:
-            raise ImageError(
-                f"{label} has {width}x{height} = {width * height:,} pixels, over the limit of "
-                f"{max_pixels:,} (raise it with --max-pixels)"
-            )
-        image.load()
-        return _to_tensors(_normalise(image), label)
+    # No image of max_pixels needs more bytes than 16-bit RGBA uncompressed plus metadata; a
+    # larger file (an 8 GB sparse x.png) is refused before Pillow reads any of it.
+    limit = max_pixels * 8 + 64 * 2**20
+    with open_regular(path, limit, label, ImageError) as handle:
+        if os.fstat(handle.fileno()).st_size == 0:
+            raise ImageError(f"{label} is empty")
+        with _pillow_guard(label):
+            image = Image.open(handle)  # reads the header only
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ImageError(
+                    f"{label} has {width}x{height} = {width * height:,} pixels, over the limit "
+                    f"of {max_pixels:,} (raise it with --max-pixels)"
+                )
+            image.load()
+            return _to_tensors(_normalise(image), label)
 
 
 @contextlib.contextmanager
@@ -133,6 +130,8 @@ def _normalise(image: Image.Image) -> Image.Image:
 def _to_tensors(image: Image.Image, label: str) -> LoadedImage:
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         array = np.asarray(image, dtype=np.float32)
+        if not np.isfinite(array).all():  # float TIFFs can hold NaN: bad input, not divergence
+            raise ImageError(f"{label} has NaN or infinite pixel values")
         scale = 1.0 if image.mode == "F" else 255.0 if array.max(initial=0) <= 255 else 65535.0
         grey = torch.from_numpy(np.clip(array / scale, 0.0, 1.0))
         return LoadedImage(grey.unsqueeze(0).expand(3, -1, -1).contiguous())
