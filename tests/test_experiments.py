@@ -361,3 +361,69 @@ def test_kill_9_of_an_experiment_takes_its_worker_with_it(
         for pid in leftover:  # do not leave it running if the test fails
             os.kill(pid, signal.SIGKILL)
     assert not leftover
+
+
+def test_a_torn_line_loses_no_record_and_a_rerun_writes_no_duplicate(
+    tmp_path: Path, images: tuple[str, str]
+) -> None:
+    folder = tmp_path / "out"
+    runner.run(tiny_study(images), folder)
+    path = folder / "runs.jsonl"
+    lines = path.read_text().splitlines()
+    assert len(lines) == 3
+    # A crash cut the last record short; the job of that case reruns and writes its cases.
+    path.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:40])
+    assert len(runner.read_records(folder)) == 2
+    records = runner.run(tiny_study(images), folder)
+    assert sorted(r["case_id"] for r in records) == sorted(json.loads(x)["case_id"] for x in lines)
+    kept = path.read_text().splitlines()
+    ids = [json.loads(line)["case_id"] for line in kept if line.startswith('{"case_id"')]
+    assert len(ids) == len(set(ids)) == 3  # the job's other case was not written again
+    # A record glued to a torn line by an older estilo is still found.
+    path.write_text(lines[0] + "\n" + lines[1][:30] + lines[2] + "\n")
+    assert {r["case_id"] for r in runner.read_records(folder)} == {
+        json.loads(lines[0])["case_id"],
+        json.loads(lines[2])["case_id"],
+    }
+
+
+def test_an_ordinary_non_empty_folder_is_not_taken_over(
+    tmp_path: Path, images: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "report.md").write_text("my notes")
+    with pytest.raises(EstiloError, match="not empty and holds no experiment"):
+        runner.run(tiny_study(images), folder)
+    assert (folder / "report.md").read_text() == "my notes"
+    assert sorted(p.name for p in folder.iterdir()) == ["report.md"]
+
+
+def test_a_failed_spec_leaves_nothing_so_the_corrected_one_runs(
+    tmp_path: Path, images: tuple[str, str]
+) -> None:
+    folder = tmp_path / "out"
+    with pytest.raises(EstiloError, match="no such file"):
+        runner.prepare(tiny_study((str(tmp_path / "typo.png"), images[1])), folder)
+    assert not (folder / "experiment.json").exists()
+    assert runner.prepare(tiny_study(images), folder) == set()
+
+
+def test_a_huge_grid_is_refused_with_its_count(tmp_path: Path) -> None:
+    axes = "\n".join(f"{name} = [{', '.join(str(v) for v in range(1, 11))}]"
+                     for name in ("iterations", "seed", "log_every", "save_every", "tv_weight",
+                                  "style_weight"))  # fmt: skip
+    with pytest.raises(ConfigError, match="1,000,000 cases"):
+        spec.load_spec(write_spec(tmp_path, f"[grid]\n{axes}\n"))
+
+
+def test_an_unreachable_ray_address_is_refused_quickly(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(EstiloError, match=f"cannot reach the Ray cluster at 127.0.0.1:{port}"):
+        runner.check_ray_address(f"127.0.0.1:{port}", timeout=2.0)
+    with pytest.raises(EstiloError, match="is not HOST:PORT"):
+        runner.check_ray_address("nowhere")

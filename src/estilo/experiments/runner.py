@@ -16,6 +16,7 @@ import math
 import multiprocessing
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -50,6 +51,10 @@ CHECKPOINT_SECONDS = 30.0
 CHECKPOINT_BYTES = 4 * 2**30
 #: experiment.json lists at most spec.MAX_CASES cases of a few hundred bytes each.
 MANIFEST_BYTES = 64 * 2**20
+#: runs.jsonl: a few KB per case.
+RECORDS_BYTES = 256 * 2**20
+#: Seconds to wait for a Ray cluster's address to accept a connection.
+RAY_CONNECT_SECONDS = 10.0
 #: prctl's option number for "signal me when my parent dies" (linux/prctl.h).
 PR_SET_PDEATHSIG = 1
 #: A case "stalled" when its last half of iterations lowered the loss by less than this.
@@ -57,21 +62,31 @@ STALL_FRACTION = 1e-3
 
 
 def prepare(experiment: Experiment, folder: Path) -> set[str]:
-    """Create or check the folder; return the ids of the cases already finished."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Create or check the folder; return the ids of the cases already finished.
+
+    Everything is checked before anything is written: the images are read first, so a spec
+    that fails leaves no experiment.json behind to refuse its corrected version. A folder
+    that already holds other files and no experiment is refused, never taken over."""
+    for image in (experiment.content, *experiment.styles):
+        read(image, experiment.cases[0].config, "image")  # fail now, not in the middle
     manifest = folder / "experiment.json"
     if manifest.exists():
         recorded = read_manifest(folder)
-        if recorded.get("fingerprint") != experiment.fingerprint:
+        if recorded["fingerprint"] != experiment.fingerprint:
             raise EstiloError(
-                f"{str(folder)!r} holds a different experiment ({recorded.get('name')!r}); "
+                f"{str(folder)!r} holds a different experiment ({recorded['name']!r}); "
                 "use another output folder"
             )
-    else:
+    elif folder.is_dir() and any(folder.iterdir()):
+        raise EstiloError(
+            f"{str(folder)!r} is not empty and holds no experiment; give a new or empty folder"
+        )
+    elif folder.exists() and not folder.is_dir():
+        raise EstiloError(f"{str(folder)!r} is a file; give a folder for the experiment")
+    folder.mkdir(parents=True, exist_ok=True)
+    if not manifest.exists():
         text = json.dumps(experiment.describe(), indent=1).encode()
         atomic_write(manifest, lambda handle: handle.write(text))
-    for image in (experiment.content, *experiment.styles):
-        read(image, experiment.cases[0].config, "image")  # fail now, not in the middle
     return {record["case_id"] for record in read_records(folder)}
 
 
@@ -102,22 +117,48 @@ def read_manifest(folder: Path) -> dict[str, Any]:
 
 
 def read_records(folder: Path) -> list[dict[str, Any]]:
-    """The finished cases; a torn last line (a crash mid-write) is ignored."""
+    """The finished cases, one record per case (the last written wins).
+
+    A crash mid-write leaves a torn line; if the next record was appended to it before
+    append_records learnt to cut such tails, the record is recovered from the line's end."""
     path = folder / "runs.jsonl"
-    records = []
+    records: dict[str, dict[str, Any]] = {}
     if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return records
+        text = read_regular(path, RECORDS_BYTES, f"{str(path)!r}").decode("utf-8", "replace")
+        for line in text.splitlines():
+            record = _parse_record(line)
+            if record is None:
+                start = line.rfind('{"case_id"')
+                record = _parse_record(line[start:]) if start > 0 else None
+            if record is not None:
+                records.pop(record["case_id"], None)
+                records[record["case_id"]] = record
+    return list(records.values())
+
+
+def _parse_record(line: str) -> dict[str, Any] | None:
+    try:
+        record = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    ok = isinstance(record, dict) and isinstance(record.get("case_id"), str)
+    return record if ok else None
 
 
 def append_records(folder: Path, records: list[dict[str, Any]]) -> None:
-    with (folder / "runs.jsonl").open("a") as handle:
-        for record in records:
-            handle.write(json.dumps(record) + "\n")
+    """Append records in one write, after cutting a torn last line a crash left behind (else
+    the first new record would be glued to it and lost)."""
+    path = folder / "runs.jsonl"
+    with path.open("a+b") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        if size:
+            handle.seek(max(0, size - 65536))
+            tail = handle.read()
+            if not tail.endswith(b"\n"):
+                cut = tail.rfind(b"\n")
+                handle.truncate(size - len(tail) + cut + 1 if cut >= 0 else 0)
+        handle.seek(0, os.SEEK_END)
+        handle.write("".join(json.dumps(record) + "\n" for record in records).encode())
         handle.flush()
         os.fsync(handle.fileno())
 
@@ -288,12 +329,34 @@ def run(
                 records = pool.apply(_local_job, ((job, experiment, str(folder)),))
             if not records:
                 raise KeyboardInterrupt
-            append_records(folder, records)
+            append_records(folder, _new(folder, records))
             report(
                 f"[{number}/{len(pending)}] {records[-1]['label']}: "
                 f"{time.perf_counter() - started:.0f} s"
             )
     return read_records(folder)
+
+
+def check_ray_address(address: str, timeout: float | None = None) -> None:
+    """Refuse a Ray address that does not answer: ray.init would wait minutes on it."""
+    timeout = RAY_CONNECT_SECONDS if timeout is None else timeout
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise EstiloError(f"--address {address!r} is not HOST:PORT (or ray://HOST:PORT)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        reason = "no answer" if isinstance(exc, TimeoutError) else exc.strerror or str(exc)
+        raise EstiloError(
+            f"cannot reach the Ray cluster at {address}: {reason} (waited up to {timeout:g} s)"
+        ) from None
+
+
+def _new(folder: Path, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records of cases not yet in runs.jsonl: a job rerun because a crash cut its records
+    short must not write the ones that made it a second time."""
+    done = {record["case_id"] for record in read_records(folder)}
+    return [record for record in records if record["case_id"] not in done]
 
 
 def _run_ray(
@@ -308,6 +371,8 @@ def _run_ray(
     except ModuleNotFoundError:
         raise EstiloError("--executor ray needs Ray: pip install 'estilo[ray]'") from None
     started_here = not ray.is_initialized()
+    if started_here and address not in (None, "auto", "local"):
+        check_ray_address(address)
     if started_here:
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
@@ -325,7 +390,7 @@ def _run_ray(
             job = futures.pop(ready[0])
             records = ray.get(ready[0])
             finished += 1
-            append_records(folder, records)
+            append_records(folder, _new(folder, records))
             report(f"[{finished}/{len(pending)}] {job.cases[-1].label} (ray)")
     finally:
         if started_here:
