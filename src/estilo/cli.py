@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
 import os
 import platform
 import signal
@@ -181,6 +182,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on")
     serve.add_argument("--port", type=int, default=7860)
+    serve.add_argument(
+        "--auth",
+        metavar="USER:PASS",
+        help="require this user name and password (needed for a --host other than loopback)",
+    )
+    serve.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a non-loopback --host without --auth: anyone who can reach it may use it",
+    )
     limits = Limits()
     for name, kind, text in (
         ("max_upload_mb", float, "largest upload in MB"),
@@ -188,6 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
         ("max_size", int, "largest output size (longest side) a user may ask for"),
         ("max_iterations", int, "most iterations a user may ask for"),
         ("max_waiting", int, "runs that may wait behind the running one; more are told busy"),
+        ("max_per_client", int, "runs one client (address, or --auth user) may have in line"),
+        ("max_styles", int, "style images one run may blend"),
+        ("max_disk_mb", float, "disk for uploads and results; oldest finished runs go first"),
+        ("keep_minutes", float, "minutes a finished run's files stay downloadable"),
     ):
         default = getattr(limits, name)
         serve.add_argument(
@@ -319,8 +334,19 @@ def serve_command(args: argparse.Namespace) -> int:
     from .web import serve
 
     limits = Limits(**{name: getattr(args, name) for name in vars(Limits()) if hasattr(args, name)})
-    if min(limits.max_upload_mb, limits.max_pixels, limits.max_size, limits.max_iterations) <= 0:
-        raise EstiloError("the --max-* limits must be positive")
+    if min(value for name, value in vars(limits).items() if name != "max_waiting") <= 0:
+        raise EstiloError("the --max-* limits and --keep-minutes must be positive")
+    auth = None
+    if args.auth is not None:
+        user, sep, password = args.auth.partition(":")
+        if not (sep and user and password):
+            raise EstiloError("--auth must be USER:PASS, both non-empty")
+        auth = (user, password)
+    if auth is None and not args.insecure and not is_loopback(args.host):
+        raise EstiloError(
+            f"--host {args.host} is reachable from other machines: give --auth USER:PASS "
+            "(or --insecure to serve without a password)"
+        )
     if limits.max_waiting < 0:
         raise EstiloError("--max-waiting must be >= 0")
     check_port(args.host, args.port)
@@ -330,8 +356,18 @@ def serve_command(args: argparse.Namespace) -> int:
     except ModuleNotFoundError:
         raise EstiloError("the web UI needs Gradio: pip install 'estilo[web]'") from None
     print(f"estilo: serving on http://{args.host}:{args.port} (Ctrl-C stops)", flush=True)
-    serve(args.host, args.port, limits)
+    serve(args.host, args.port, limits, auth=auth)
     return 0
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def check_port(host: str, port: int) -> None:

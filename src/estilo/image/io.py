@@ -50,7 +50,12 @@ class LoadedImage:
 
 
 def load_image(
-    source: str | Path | Image.Image, max_pixels: int = DEFAULT_MAX_PIXELS, what: str = "image"
+    source: str | Path | Image.Image,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    what: str = "image",
+    *,
+    shown: str | None = None,
+    max_side: int | None = None,
 ) -> LoadedImage:
     """Read an image file (or convert a PIL image).
 
@@ -58,6 +63,11 @@ def load_image(
         source: a path or an open PIL image.
         max_pixels: refuse images with more pixels than this.
         what: how to name the image in errors ("content image", ...).
+        shown: the name errors give the file (default: its path); the web UI passes the
+            user's file name so that messages never show server paths.
+        max_side: decode no larger than needed for this working size: JPEGs decode at a
+            reduced scale and other images are box-reduced, keeping at least twice the
+            longest side and once the shortest (the resize that follows does the rest).
 
     Raises:
         ImageError: missing, empty, unreadable, truncated, not an image, or too large.
@@ -65,7 +75,7 @@ def load_image(
     if isinstance(source, Image.Image):
         return _to_tensors(_normalise(source), what)
     path = Path(source)
-    label = f"{what} {str(path)!r}"
+    label = f"{what} {shown if shown is not None else str(path)!r}"
     # No image of max_pixels needs more bytes than 16-bit RGBA uncompressed plus metadata; a
     # larger file (an 8 GB sparse x.png) is refused before Pillow reads any of it.
     limit = max_pixels * 8 + 64 * 2**20
@@ -73,14 +83,22 @@ def load_image(
         if os.fstat(handle.fileno()).st_size == 0:
             raise ImageError(f"{label} is empty")
         with _pillow_guard(label):
-            image = Image.open(handle)  # reads the header only
+            image: Image.Image = Image.open(handle)  # reads the header only
             width, height = image.size
             if width * height > max_pixels:
                 raise ImageError(
                     f"{label} has {width}x{height} = {width * height:,} pixels, over the limit "
                     f"of {max_pixels:,} (raise it with --max-pixels)"
                 )
+            if max_side:
+                # JPEG: decode at 1/2 .. 1/8 scale, never below twice the working size
+                image.draft(image.mode, (2 * max_side, 2 * max_side))
             image.load()
+            if max_side:
+                w, h = image.size
+                factor = min(max(w, h) // (2 * max_side), min(w, h) // max_side)
+                if factor > 1:
+                    image = image.reduce(factor)
             return _to_tensors(_normalise(image), label)
 
 
@@ -165,7 +183,9 @@ def to_pil(rgb: Tensor, alpha: Tensor | None = None) -> Image.Image:
     return Image.fromarray(array.permute(1, 2, 0).numpy(), "RGB" if alpha is None else "RGBA")
 
 
-def save_image(rgb: Tensor, path: str | Path, alpha: Tensor | None = None) -> Path:
+def save_image(
+    rgb: Tensor, path: str | Path, alpha: Tensor | None = None, mode: int | None = None
+) -> Path:
     """Write an image atomically; the format follows the extension.
 
     Alpha is written where the format holds it (PNG, WebP, TIFF) and dropped otherwise.
@@ -177,15 +197,15 @@ def save_image(rgb: Tensor, path: str | Path, alpha: Tensor | None = None) -> Pa
     fmt = output_format(path)
     image = to_pil(rgb, alpha if fmt in _ALPHA_FORMATS else None)
     options = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}}.get(fmt, {})
-    atomic_write(path, lambda handle: image.save(handle, format=fmt, **options))
+    atomic_write(path, lambda handle: image.save(handle, format=fmt, **options), mode)
     return path
 
 
-def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+def atomic_write(path: Path, write: Callable[[BinaryIO], object], mode: int | None = None) -> None:
     """Call ``write(binary_handle)`` on a temporary file beside ``path``, then rename it over.
 
     A crash or interrupt leaves at most a hidden temporary file that is removed on failure,
-    never a half-written ``path``.
+    never a half-written ``path``. ``mode`` (e.g. 0o600) overrides the usual permissions.
     """
     folder = path.parent if str(path.parent) else Path(".")
     try:
@@ -193,7 +213,8 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     except OSError as exc:
         raise ImageError(f"cannot write {str(path)!r}: {exc.strerror}") from None
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
+        # mkstemp makes 0600; outputs get the usual mode unless the caller wants them private.
+        os.chmod(tmp, 0o666 & ~_umask() if mode is None else mode)
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
