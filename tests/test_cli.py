@@ -430,3 +430,34 @@ def test_sigterm_and_sighup_save_like_ctrl_c(
     assert image_size(out) == (48, 36)
     rows = history.read_text().splitlines()
     assert rows[0].startswith("iteration,") and len(rows) >= 2
+
+
+def test_history_on_a_full_disk_names_the_file_and_keeps_the_image(
+    tmp_path: Path,
+    image_pair: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import errno
+
+    from estilo import pipeline
+
+    real = pipeline.atomic_write
+
+    def full_disk(path: Path, write: object, *args: object) -> None:
+        if path.suffix == ".csv":
+
+            def fail(handle: object) -> None:
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+            return real(path, fail)
+        return real(path, write, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline, "atomic_write", full_disk)
+    out, history = tmp_path / "out.png", tmp_path / "h.csv"
+    argv = ["stylize", *map(str, image_pair), "-o", str(out), "--history", str(history), *FAST]
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2 and err.count("\n") == 1
+    assert f"cannot write {str(history)!r}: No space left on device" in err
+    assert "the image was saved to" in err and image_size(out) == (48, 36)
+    assert not history.exists() and not list(tmp_path.glob(".h.csv.*"))

@@ -178,9 +178,13 @@ def test_crash_resumes_from_checkpoint(
     saved = torch.load(folder / "runs" / job.id / "checkpoint.pt", weights_only=True)
     assert saved["iteration"] == 4
 
+    # Say the first attempt had run 1000 s: the resumed job's time must carry on from there.
+    checkpoint = folder / "runs" / job.id / "checkpoint.pt"
+    torch.save({**saved, "seconds": 1000.0}, checkpoint)
     records = runner.execute_job(job, study, str(folder))  # resumes at iteration 5
     history = (folder / records[0]["history"]).read_text().splitlines()
     assert [line.split(",")[0] for line in history[1:]] == ["1", "2", "3", "4", "5", "6"]
+    assert float(history[5].split(",")[1]) >= 1000 and records[0]["seconds"] >= 1000
     assert not (folder / "runs" / job.id / "checkpoint.pt").exists()
 
 

@@ -354,5 +354,8 @@ def run(
     )
     result.save(output)
     if history is not None:
-        write_history(history, result.history)
+        try:
+            write_history(history, result.history)
+        except ImageError as exc:  # e.g. a full disk: the image is safe, say so
+            raise ImageError(f"{exc}; the image was saved to {str(output)!r}") from None
     return result

@@ -59,12 +59,16 @@ class Checkpoint:
     iteration: int
     optimizer_state: dict[str, Any]
     history: list[LossRecord]
+    #: Seconds the run had taken when the checkpoint was made: a resumed run's history and
+    #: time carry on from it instead of restarting at 0.
+    seconds: float = 0.0
 
     def to_state(self) -> dict[str, Any]:
         return {
             "format": CHECKPOINT_FORMAT,
             "image": self.image.detach().cpu(),
             "iteration": int(self.iteration),
+            "seconds": float(self.seconds),
             "optimizer_state": self.optimizer_state,
             "history": [
                 [r.iteration, r.seconds, r.loss, r.content, r.style, r.tv] for r in self.history
@@ -97,7 +101,10 @@ class Checkpoint:
             ):
                 raise ValueError("its history has a malformed row")
             history.append(LossRecord(int(row[0]), *map(float, row[1:])))
-        return cls(image.float(), iteration, optimizer_state, history)
+        seconds = state.get("seconds", history[-1].seconds)
+        if not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds < 0:
+            raise ValueError("its elapsed seconds are not a number >= 0")
+        return cls(image.float(), iteration, optimizer_state, history, float(seconds))
 
 
 @dataclass(frozen=True)
@@ -356,6 +363,8 @@ def stylize(
     if resume is not None:
         init = resume.image
     image = initial_image(content, styles[0], config, None if init is None else init.to(device))
+    if resume is not None:
+        start -= resume.seconds  # the time before the checkpoint counts too
     run = _Run(config, callback, len(sizes), start, resume)
     fork = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=fork), _tf32_products(device, autocast is not None):
@@ -493,7 +502,8 @@ class _Run:
     ) -> Checkpoint:
         image = (param.detach() / self.info.pixel_scale).clone()
         state = copy.deepcopy(optimizer.state_dict())
-        return Checkpoint(image, iteration, state, list(self.history))
+        seconds = time.perf_counter() - self.start
+        return Checkpoint(image, iteration, state, list(self.history), seconds)
 
     def _keep_state(self, optimizer: torch.optim.Optimizer, param: Tensor) -> None:
         state = optimizer.state.get(param, {})

@@ -10,6 +10,7 @@ rename, so an output is either complete or absent.
 from __future__ import annotations
 
 import contextlib
+import glob
 import io
 import os
 import tempfile
@@ -208,8 +209,11 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object], mode: int | No
     never a half-written ``path``. ``mode`` (e.g. 0o600) overrides the usual permissions.
     """
     folder = path.parent if str(path.parent) else Path(".")
+    _remove_stale_temporaries(folder, path.name)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        # The pid in the name tells a later run whether the writer is still alive.
+        prefix = f".{path.name}.{os.getpid()}."
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=folder)
     except OSError as exc:
         raise ImageError(f"cannot write {str(path)!r}: {exc.strerror}") from None
     try:
@@ -226,6 +230,26 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object], mode: int | No
         if isinstance(exc, OSError):
             raise ImageError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
         raise
+
+
+def _remove_stale_temporaries(folder: Path, name: str) -> None:
+    """Delete temporaries of ``name`` left by a writer that died (SIGKILL, power loss): those
+    whose pid is not a running process. Those of live writers are left alone."""
+    for tmp in folder.glob(f".{glob.escape(name)}.*.tmp"):
+        pid = tmp.name[len(name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def _umask() -> int:
