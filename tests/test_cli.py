@@ -363,3 +363,101 @@ def test_readme_documents_every_option() -> None:
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     for name in FIELDS:
         assert f"`--{name.replace('_', '-')}" in readme, name
+
+
+@pytest.mark.parametrize(
+    ("given", "flags"),
+    [
+        ("out_00001.png", ["--save-every", "1"]),
+        ("out_00004.png", ["--save-every", "2", "--iterations", "4"]),
+        ("link.png", ["--save-every", "3"]),  # a symlink to out_00003.png
+        ("photo.csv", ["--history"]),
+    ],
+)
+def test_no_file_a_run_writes_may_replace_an_input(
+    tmp_path: Path,
+    image_pair: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
+    given: str,
+    flags: list[str],
+) -> None:
+    photo = tmp_path / given
+    if given == "link.png":
+        (tmp_path / "out_00003.png").write_bytes(image_pair[0].read_bytes())
+        photo.symlink_to(tmp_path / "out_00003.png")
+    else:
+        photo.write_bytes(image_pair[0].read_bytes())
+    before = photo.read_bytes()
+    extra = [*flags, str(photo)] if flags == ["--history"] else flags
+    argv = ["stylize", str(photo), str(image_pair[1]), "-o", str(tmp_path / "out.png")]
+    code, _, err = run_cli(capsys, *argv, *FAST, *extra)
+    assert code == 2 and err.count("\n") == 1 and "overwrite" in err, err
+    assert photo.read_bytes() == before and not (tmp_path / "out.png").exists()
+
+
+def test_save_every_leaves_snapshots_it_will_not_write_alone(
+    tmp_path: Path, image_pair: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Iteration 5 is not a multiple of 2 and 8 is past the last: neither is written.
+    (tmp_path / "out_00005.png").write_bytes(image_pair[0].read_bytes())
+    (tmp_path / "out_00008.png").write_bytes(image_pair[1].read_bytes())
+    argv = ["stylize", str(tmp_path / "out_00005.png"), str(tmp_path / "out_00008.png")]
+    code, _, err = run_cli(capsys, *argv, "-o", str(tmp_path / "out.png"), *FAST,
+                           "--save-every", "2")  # fmt: skip
+    assert code == 0, err
+    assert (tmp_path / "out_00002.png").exists()
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_sigterm_and_sighup_save_like_ctrl_c(
+    tmp_path: Path, image_pair: tuple[Path, Path], signum: int, code: int
+) -> None:
+    out, history = tmp_path / "out.png", tmp_path / "history.csv"
+    command = [sys.executable, "-m", "estilo", "stylize", *map(str, image_pair), "-o", str(out),
+               "--history", str(history), "--size", "48", "--iterations", "100000",
+               "--log-every", "1", "--device", "cpu"]  # fmt: skip
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        assert process.stdout is not None
+        first = process.stdout.readline()  # wait until the loop is running
+        process.send_signal(signum)
+        _, err = process.communicate(timeout=120)
+    assert first.startswith("iteration 1 "), err
+    assert process.returncode == code, err
+    name = signal.Signals(signum).name
+    assert f"estilo: stopped by {name}; best image" in err and "Traceback" not in err
+    assert image_size(out) == (48, 36)
+    rows = history.read_text().splitlines()
+    assert rows[0].startswith("iteration,") and len(rows) >= 2
+
+
+def test_history_on_a_full_disk_names_the_file_and_keeps_the_image(
+    tmp_path: Path,
+    image_pair: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import errno
+
+    from estilo import pipeline
+
+    real = pipeline.atomic_write
+
+    def full_disk(path: Path, write: object, *args: object) -> None:
+        if path.suffix == ".csv":
+
+            def fail(handle: object) -> None:
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+            return real(path, fail)
+        return real(path, write, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline, "atomic_write", full_disk)
+    out, history = tmp_path / "out.png", tmp_path / "h.csv"
+    argv = ["stylize", *map(str, image_pair), "-o", str(out), "--history", str(history), *FAST]
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2 and err.count("\n") == 1
+    assert f"cannot write {str(history)!r}: No space left on device" in err
+    assert "the image was saved to" in err and image_size(out) == (48, 36)
+    assert not history.exists() and not list(tmp_path.glob(".h.csv.*"))

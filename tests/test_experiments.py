@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from pathlib import Path
 
 import pytest
@@ -176,12 +177,16 @@ def test_crash_resumes_from_checkpoint(
     monkeypatch.setattr(runner, "_save_checkpoint", save_then_maybe_crash)
     with pytest.raises(RuntimeError, match="simulated crash"):
         runner.execute_job(job, study, str(folder))
-    saved = torch.load(folder / "runs" / job.id / "checkpoint.pt", weights_only=False)
+    saved = torch.load(folder / "runs" / job.id / "checkpoint.pt", weights_only=True)
     assert saved["iteration"] == 4
 
+    # Say the first attempt had run 1000 s: the resumed job's time must carry on from there.
+    checkpoint = folder / "runs" / job.id / "checkpoint.pt"
+    torch.save({**saved, "seconds": 1000.0}, checkpoint)
     records = runner.execute_job(job, study, str(folder))  # resumes at iteration 5
     history = (folder / records[0]["history"]).read_text().splitlines()
     assert [line.split(",")[0] for line in history[1:]] == ["1", "2", "3", "4", "5", "6"]
+    assert float(history[5].split(",")[1]) >= 1000 and records[0]["seconds"] >= 1000
     assert not (folder / "runs" / job.id / "checkpoint.pt").exists()
 
 
@@ -232,3 +237,199 @@ def test_missing_matplotlib_names_the_extra_before_running(
     assert code == 2
     assert "pip install 'estilo[experiments]'" in capsys.readouterr().err
     assert not (tmp_path / "p").exists()
+
+
+class _Planter:
+    """Unpickling this calls open(marker, "w"): the code a crafted checkpoint would run."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (open, (str(self.marker), "w"))
+
+
+def one_job_study(images: tuple[str, str], iterations: int = 3) -> spec.Experiment:
+    case = {"name": f"adam {iterations}", "optimizer": "adam", "iterations": iterations}
+    return spec.build("one", images[0], [images[1]], dict(TINY), {}, [case])
+
+
+@pytest.mark.parametrize("how", ["pickle", "torch.save", "garbage", "foreign-dict"])
+def test_a_crafted_or_corrupt_checkpoint_runs_no_code_and_the_job_reruns(
+    tmp_path: Path,
+    images: tuple[str, str],
+    capfd: pytest.CaptureFixture[str],
+    how: str,
+) -> None:
+    study = one_job_study(images)
+    job, folder, marker = study.jobs[0], tmp_path / "out", tmp_path / "pwned"
+    runner.prepare(study, folder)
+    checkpoint = folder / "runs" / job.id / "checkpoint.pt"
+    checkpoint.parent.mkdir(parents=True)
+    payload = {"image": _Planter(marker), "iteration": 1}
+    if how == "pickle":
+        checkpoint.write_bytes(pickle.dumps(payload))
+    elif how == "torch.save":
+        torch.save(payload, checkpoint)
+    elif how == "garbage":
+        checkpoint.write_bytes(b"PK\x03\x04 not a zip at all")
+    else:
+        torch.save({"image": torch.zeros(3), "iteration": "two"}, checkpoint)
+    records = runner.execute_job(job, study, str(folder))
+    assert not marker.exists()
+    err = capfd.readouterr().err
+    assert "estilo: warning:" in err and "from the start" in err and "Traceback" not in err
+    history = (folder / records[0]["history"]).read_text().splitlines()
+    assert [line.split(",")[0] for line in history[1:]] == ["1", "2", "3"]  # rerun from scratch
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"{not json", "is damaged"),
+        (b"\xff\xfe\x00", "is damaged"),
+        (b"[1, 2]", "not an estilo experiment"),
+        (b'{"name": "x", "fingerprint": 3}', "not an estilo experiment"),
+        (b"[" * 100_000 + b"]" * 100_000, "is damaged"),
+    ],
+)
+def test_a_corrupt_or_foreign_experiment_json_is_one_line_exit_2(
+    tmp_path: Path,
+    images: tuple[str, str],
+    capsys: pytest.CaptureFixture[str],
+    body: bytes,
+    message: str,
+) -> None:
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "experiment.json").write_bytes(body)
+    assert cli.main(["experiment", "report", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    with pytest.raises(EstiloError, match=message):
+        runner.run(one_job_study(images), folder)
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` and that run multiprocessing's spawned worker."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"spawn_main" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux's /proc")
+def test_kill_9_of_an_experiment_takes_its_worker_with_it(
+    tmp_path: Path, images: tuple[str, str]
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    folder = tmp_path / "out"
+    script = (
+        "import sys; from estilo.experiments import runner, spec\n"
+        "case = {'name': 'long', 'optimizer': 'adam', 'iterations': 1000000}\n"
+        f"study = spec.build('long', sys.argv[1], [sys.argv[2]], {TINY!r}, {{}}, [case])\n"
+        "runner.run(study, __import__('pathlib').Path(sys.argv[3]))\n"
+    )
+    with subprocess.Popen([sys.executable, "-c", script, *images, str(folder)]) as parent:
+        workers: list[int] = []
+        event = __import__("threading").Event()
+        for _ in range(1200):  # the worker appears once the pool has spawned it
+            if (workers := _children(parent.pid)) and list(folder.glob("runs/*")):
+                break
+            event.wait(0.1)
+        assert workers, "no worker appeared"
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        for _ in range(600):
+            if not any(map(_alive, workers)):
+                break
+            event.wait(0.1)
+        leftover = [pid for pid in workers if _alive(pid)]
+        for pid in leftover:  # do not leave it running if the test fails
+            os.kill(pid, signal.SIGKILL)
+    assert not leftover
+
+
+def test_a_torn_line_loses_no_record_and_a_rerun_writes_no_duplicate(
+    tmp_path: Path, images: tuple[str, str]
+) -> None:
+    folder = tmp_path / "out"
+    runner.run(tiny_study(images), folder)
+    path = folder / "runs.jsonl"
+    lines = path.read_text().splitlines()
+    assert len(lines) == 3
+    # A crash cut the last record short; the job of that case reruns and writes its cases.
+    path.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:40])
+    assert len(runner.read_records(folder)) == 2
+    records = runner.run(tiny_study(images), folder)
+    assert sorted(r["case_id"] for r in records) == sorted(json.loads(x)["case_id"] for x in lines)
+    kept = path.read_text().splitlines()
+    ids = [json.loads(line)["case_id"] for line in kept if line.startswith('{"case_id"')]
+    assert len(ids) == len(set(ids)) == 3  # the job's other case was not written again
+    # A record glued to a torn line by an older estilo is still found.
+    path.write_text(lines[0] + "\n" + lines[1][:30] + lines[2] + "\n")
+    assert {r["case_id"] for r in runner.read_records(folder)} == {
+        json.loads(lines[0])["case_id"],
+        json.loads(lines[2])["case_id"],
+    }
+
+
+def test_an_ordinary_non_empty_folder_is_not_taken_over(
+    tmp_path: Path, images: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "report.md").write_text("my notes")
+    with pytest.raises(EstiloError, match="not empty and holds no experiment"):
+        runner.run(tiny_study(images), folder)
+    assert (folder / "report.md").read_text() == "my notes"
+    assert sorted(p.name for p in folder.iterdir()) == ["report.md"]
+
+
+def test_a_failed_spec_leaves_nothing_so_the_corrected_one_runs(
+    tmp_path: Path, images: tuple[str, str]
+) -> None:
+    folder = tmp_path / "out"
+    with pytest.raises(EstiloError, match="no such file"):
+        runner.prepare(tiny_study((str(tmp_path / "typo.png"), images[1])), folder)
+    assert not (folder / "experiment.json").exists()
+    assert runner.prepare(tiny_study(images), folder) == set()
+
+
+def test_a_huge_grid_is_refused_with_its_count(tmp_path: Path) -> None:
+    axes = "\n".join(f"{name} = [{', '.join(str(v) for v in range(1, 11))}]"
+                     for name in ("iterations", "seed", "log_every", "save_every", "tv_weight",
+                                  "style_weight"))  # fmt: skip
+    with pytest.raises(ConfigError, match="1,000,000 cases"):
+        spec.load_spec(write_spec(tmp_path, f"[grid]\n{axes}\n"))
+
+
+def test_an_unreachable_ray_address_is_refused_quickly(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(EstiloError, match=f"cannot reach the Ray cluster at 127.0.0.1:{port}"):
+        runner.check_ray_address(f"127.0.0.1:{port}", timeout=2.0)
+    with pytest.raises(EstiloError, match="is not HOST:PORT"):
+        runner.check_ray_address("nowhere")

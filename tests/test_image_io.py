@@ -170,3 +170,18 @@ def test_interrupted_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Mo
 def test_unknown_output_extension(tmp_path: Path) -> None:
     with pytest.raises(ImageError, match=r"unknown image extension '\.gif2'"):
         image_io.output_format(tmp_path / "x.gif2")
+
+
+def test_a_dead_writers_temporary_is_removed_a_live_ones_kept(tmp_path: Path) -> None:
+    import os
+
+    from estilo.image.io import save_image
+
+    dead = tmp_path / ".out.png.999999999.k3j2.tmp"  # no such pid: killed mid-write
+    live = tmp_path / f".out.png.{os.getpid()}.a1b2.tmp"  # a writer still at work
+    other = tmp_path / ".other.png.999999999.k3j2.tmp"  # another file's: not ours to judge
+    for path in (dead, live, other):
+        path.write_bytes(b"")
+    save_image(torch.rand(3, 8, 8), tmp_path / "out.png")
+    assert not dead.exists() and live.exists() and other.exists()
+    assert (tmp_path / "out.png").exists()

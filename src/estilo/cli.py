@@ -3,14 +3,21 @@
 Flags are generated from the fields of :class:`StyleConfig`, so the CLI can never drift from the
 API's defaults. A flag overrides ``--config``, which overrides ``--preset``. Exit status:
 0 done, 2 bad input (one-line message, nothing written), 3 the loss diverged (best image saved),
-130 interrupted (best image saved).
+130 interrupted by Ctrl-C, 143 by SIGTERM, 129 by SIGHUP (best image and history saved).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ipaddress
+import os
 import platform
+import signal
+import socket
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -21,6 +28,50 @@ from .image.samples import DEMO_CONTENT, DEMO_STYLE
 from .web.limits import Limits
 
 EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a process ended by SIGPIPE
+#: Signals that end a run like Ctrl-C does (best image saved); the exit status is 128 + N.
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where Ctrl-C's KeyboardInterrupt would be, so every layer
+    that saves its work on Ctrl-C does so for these too."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[list[int]]:
+    """Turn SIGTERM and SIGHUP into :class:`Stopped` while the body runs (main thread only;
+    elsewhere, as in a test's worker thread, the handlers are left alone). A second signal
+    during the save that follows is ignored: the save finishes. Yields the signals received."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if not received:
+            received.append(signum)
+            raise Stopped(signum)
+
+    previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
+    try:
+        yield received
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def _interrupt_status(signum: int | None) -> tuple[int, str]:
+    """(exit status, what happened) for Ctrl-C (None) or a stop signal."""
+    if signum is not None:
+        return 128 + signum, f"stopped by {signal.Signals(signum).name}"
+    return EXIT_INTERRUPTED, "interrupted"
 
 
 class ArgumentError(EstiloError):
@@ -148,6 +199,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on")
     serve.add_argument("--port", type=int, default=7860)
+    serve.add_argument(
+        "--auth",
+        metavar="USER:PASS",
+        help="require this user name and password (needed for a --host other than loopback)",
+    )
+    serve.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a non-loopback --host without --auth: anyone who can reach it may use it",
+    )
     limits = Limits()
     for name, kind, text in (
         ("max_upload_mb", float, "largest upload in MB"),
@@ -155,6 +216,10 @@ def build_parser() -> argparse.ArgumentParser:
         ("max_size", int, "largest output size (longest side) a user may ask for"),
         ("max_iterations", int, "most iterations a user may ask for"),
         ("max_waiting", int, "runs that may wait behind the running one; more are told busy"),
+        ("max_per_client", int, "runs one client (address, or --auth user) may have in line"),
+        ("max_styles", int, "style images one run may blend"),
+        ("max_disk_mb", float, "disk for uploads and results; oldest finished runs go first"),
+        ("keep_minutes", float, "minutes a finished run's files stay downloadable"),
     ):
         default = getattr(limits, name)
         serve.add_argument(
@@ -165,22 +230,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
-        if args.command == "info":
-            return info(sys.stdout)
-        if args.command == "evaluate":
-            return evaluate_command(args)
-        if args.command == "experiment":
-            return experiment_command(args)
-        if args.command == "serve":
-            return serve_command(args)
-        return stylize_command(args)
+        with stop_signals() as received:
+            args = build_parser().parse_args(argv)
+            if args.command == "info":
+                return info(sys.stdout)
+            if args.command == "evaluate":
+                return evaluate_command(args)
+            if args.command == "experiment":
+                return experiment_command(args)
+            if args.command == "serve":
+                return serve_command(args)
+            return stylize_command(args, received)
     except EstiloError as exc:
         print(f"estilo: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("estilo: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # 'estilo info | head': the reader left. Say nothing (like cat), and point stdout at
+        # /dev/null so the interpreter's final flush does not fail a second time.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt as exc:
+        code, what = _interrupt_status(exc.signum if isinstance(exc, Stopped) else None)
+        print(f"estilo: {what}", file=sys.stderr)
+        return code
 
 
 def config_from_args(args: argparse.Namespace) -> StyleConfig:
@@ -188,7 +261,9 @@ def config_from_args(args: argparse.Namespace) -> StyleConfig:
     return resolve(args.preset or "default", args.config, **overrides)
 
 
-def stylize_command(args: argparse.Namespace) -> int:
+def stylize_command(args: argparse.Namespace, received: list[int] | None = None) -> int:
+    """Stylize; ``received`` holds the stop signal (SIGTERM, SIGHUP) that ended the run."""
+    received = received if received is not None else []
     if args.command == "demo":
         args.content, args.styles = str(DEMO_CONTENT), [str(DEMO_STYLE)]
     styles, weights = zip(*map(parse_style, args.styles), strict=True)
@@ -224,8 +299,9 @@ def stylize_command(args: argparse.Namespace) -> int:
         )
         return EXIT_DIVERGED
     if result.status == "interrupted":
-        print(f"estilo: interrupted; {saved}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        code, what = _interrupt_status(received[0] if received else None)
+        print(f"estilo: {what}; {saved}", file=sys.stderr)
+        return code
     if not args.quiet:
         ran = len(result.history)
         early = f" (--tolerance stopped it after {ran} of {result.planned} iterations)"
@@ -307,13 +383,57 @@ def serve_command(args: argparse.Namespace) -> int:
     from .web import serve
 
     limits = Limits(**{name: getattr(args, name) for name in vars(Limits()) if hasattr(args, name)})
-    if min(limits.max_upload_mb, limits.max_pixels, limits.max_size, limits.max_iterations) <= 0:
-        raise EstiloError("the --max-* limits must be positive")
+    if min(value for name, value in vars(limits).items() if name != "max_waiting") <= 0:
+        raise EstiloError("the --max-* limits and --keep-minutes must be positive")
+    auth = None
+    if args.auth is not None:
+        user, sep, password = args.auth.partition(":")
+        if not (sep and user and password):
+            raise EstiloError("--auth must be USER:PASS, both non-empty")
+        auth = (user, password)
+    if auth is None and not args.insecure and not is_loopback(args.host):
+        raise EstiloError(
+            f"--host {args.host} is reachable from other machines: give --auth USER:PASS "
+            "(or --insecure to serve without a password)"
+        )
     if limits.max_waiting < 0:
         raise EstiloError("--max-waiting must be >= 0")
+    check_port(args.host, args.port)
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read when Gradio is first imported
+    try:
+        import gradio  # noqa: F401  (fail here, before announcing a server that cannot start)
+    except ModuleNotFoundError:
+        raise EstiloError("the web UI needs Gradio: pip install 'estilo[web]'") from None
     print(f"estilo: serving on http://{args.host}:{args.port} (Ctrl-C stops)", flush=True)
-    serve(args.host, args.port, limits)
+    serve(args.host, args.port, limits, auth=auth)
     return 0
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_port(host: str, port: int) -> None:
+    """Refuse a port out of range, or one another process holds, before saying 'serving on'."""
+    if not 0 <= port <= 65535:
+        raise EstiloError(f"--port {port} is not a port number (0 to 65535)")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise EstiloError(f"--host {host!r} is not an address of this machine ({exc})") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise EstiloError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 class Progress:

@@ -13,6 +13,8 @@ import dataclasses
 import functools
 import io
 import os
+import re
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +26,7 @@ from PIL import Image
 from torch import Tensor
 
 from .core.config import INIT_MODES, StyleConfig, resolve
-from .core.stylize import Checkpoint, Iterate, LossRecord, Result, resized
+from .core.stylize import Checkpoint, Iterate, LossRecord, Result, resized, scale_sizes
 from .core.stylize import stylize as optimise
 from .core.vgg import VGG19Features, Weights, load_weights
 from .errors import ImageError
@@ -241,18 +243,72 @@ def _recoloured(
 
 def check_output(output: Path, inputs: list[Path]) -> None:
     """Fail before any compute if ``output`` cannot be written or would clobber an input."""
-    if output.is_dir():
-        raise ImageError(f"output {str(output)!r} is a folder; give a file name")
+    try:
+        if output.is_dir():
+            raise ImageError(f"output {str(output)!r} is a folder; give a file name")
+    except OSError as exc:  # a name too long, a loop in its folder's path
+        raise ImageError(f"output {str(output)!r}: {exc.strerror or exc}") from None
     output_format(output)
     folder = output.parent if str(output.parent) else Path(".")
     if not folder.is_dir():
         raise ImageError(f"output folder {str(folder)!r} does not exist")
     if not os.access(folder, os.W_OK):
         raise ImageError(f"output folder {str(folder)!r} is not writable")
-    target = output.resolve()
+    # The save makes a temporary file named after the output: make one now, so a name the
+    # file system refuses fails here and not after the run.
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise ImageError(f"cannot write {str(output)!r}: {exc.strerror or exc}") from None
+    os.close(fd)
+    os.unlink(probe)
+    target = _entry(output)
     for source in inputs:
-        if source.resolve() == target:
+        if _entry(source) == target:
             raise ImageError(f"output {str(output)!r} is one of the inputs; refusing to overwrite")
+
+
+def check_writes(
+    output: Path, inputs: Sequence[Path], config: StyleConfig, history: Path | None = None
+) -> None:
+    """Fail before any compute if any file the run will write would replace an input: the
+    image, every ``--save-every`` snapshot the run can reach, and the history CSV.
+
+    Files are replaced by renaming over their directory entry, so what matters is the entry:
+    an input reached through a symlink counts as the entry the link resolves to."""
+    check_output(output, list(inputs))
+    sources = {_entry(path): path for path in inputs}
+    if history is not None and _entry(history) in sources:
+        raise ImageError(f"history {str(history)!r} is one of the inputs; refusing to overwrite")
+    if not config.save_every:
+        return
+    # The last iteration any scale can reach: the pyramid is largest for a square image.
+    last = config.iterations * len(scale_sizes(config.size, config.size, config, 1))
+    folder, name = _entry(output.parent if str(output.parent) else Path(".")), output.name
+    pattern = re.compile(re.escape(Path(name).stem) + r"_(\d{5,})" + re.escape(output.suffix))
+    for entry, source in sources.items():
+        match = pattern.fullmatch(entry.name) if entry.parent == folder else None
+        if match is None:
+            continue
+        iteration = int(match.group(1))
+        if (
+            snapshot_path(output, iteration).name == entry.name
+            and 0 < iteration <= last
+            and iteration % config.save_every == 0
+        ):
+            raise ImageError(
+                f"--save-every {config.save_every} would overwrite the input {str(source)!r} "
+                f"(the snapshot of iteration {iteration}); choose another output name"
+            )
+
+
+def _entry(path: Path) -> Path:
+    """``path`` with every symlink resolved, to compare what a write replaces with what an
+    input reads."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop: no input can be read through it anyway
+        return path.absolute()
 
 
 def snapshot_path(output: Path, iteration: int) -> Path:
@@ -289,7 +345,7 @@ def run(
     inputs = [content, *styles, *([mask] if mask else [])]
     if config.init not in INIT_MODES:
         inputs.append(Path(config.init))
-    check_output(output, inputs)
+    check_writes(output, inputs, config, history)
     if history is not None:
         if history.suffix.lower() != ".csv":
             raise ImageError(f"history {str(history)!r} must be a .csv file")
@@ -313,5 +369,8 @@ def run(
     )
     result.save(output)
     if history is not None:
-        write_history(history, result.history)
+        try:
+            write_history(history, result.history)
+        except ImageError as exc:  # e.g. a full disk: the image is safe, say so
+            raise ImageError(f"{exc}; the image was saved to {str(output)!r}") from None
     return result

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..files import read_regular
 from .layers import canonical_layer
 from .registry import CONTENT_LOSSES, OPTIMIZERS, STYLE_LOSSES, lookup
 
@@ -29,6 +30,8 @@ INIT_MODES = ("content", "noise", "style-stats")  # or a path to an image
 MAX_SIZE = 16384
 MAX_ITERATIONS = 1_000_000
 MAX_SCALES = 12
+#: A configuration or spec file is a few hundred bytes; anything over this is not one.
+CONFIG_BYTES = 2**20
 
 
 def _opt(default: Any, help: str, **meta: Any) -> Any:
@@ -211,14 +214,18 @@ def resolve(
 def load_file(path: str | Path) -> dict[str, Any]:
     """Read a TOML or JSON configuration file into a dict (unchecked)."""
     path = Path(path)
+    label = f"config file {str(path)!r}"
+    data = read_regular(path, CONFIG_BYTES, label, ConfigError)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{label} is not UTF-8 text (byte {exc.start})") from None
     try:
         data = json.loads(text) if path.suffix.lower() == ".json" else _toml_loads(text)
     except ValueError as exc:
-        raise ConfigError(f"config file {str(path)!r} is not valid: {exc}") from None
+        raise ConfigError(f"{label} is not valid: {str(exc).splitlines()[0]}") from None
+    except RecursionError:
+        raise ConfigError(f"{label} is nested too deeply") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {str(path)!r} must hold a table of options")
     return {str(k).replace("-", "_"): v for k, v in data.items()}
@@ -315,6 +322,7 @@ def _check(config: StyleConfig) -> StyleConfig:
     for name in ("log_every", "save_every"):
         require(getattr(config, name) >= 0, f"{name} must be >= 0")
     require(config.max_pixels > 0, "max_pixels must be > 0")
+    require(-(2**63) <= config.seed < 2**63, "seed must fit in 64 bits (-2^63 to 2^63-1)")
     require(bool(config.init.strip()), "init must be content, noise, style-stats or an image path")
     require(
         math.isfinite(config.style_scale) and 0.05 <= config.style_scale <= 8,

@@ -30,6 +30,9 @@ from .objective import Objective
 from .registry import OPTIMIZERS, lookup
 from .vgg import VGG19Features, Weights, load_weights
 
+#: Written into every checkpoint state; a file without it is not ours.
+CHECKPOINT_FORMAT = "estilo-checkpoint-1"
+
 
 @dataclass(frozen=True)
 class LossRecord:
@@ -46,12 +49,62 @@ class LossRecord:
 @dataclass
 class Checkpoint:
     """Everything needed to continue a single-scale run later: the image after ``iteration``
-    steps, the optimiser's state and the history so far (``torch.save`` can store it)."""
+    steps, the optimiser's state and the history so far.
+
+    :meth:`to_state` gives plain containers of tensors, numbers and strings, which
+    ``torch.load(..., weights_only=True)`` reads back without running any code from the file;
+    :meth:`from_state` checks such a state before trusting it."""
 
     image: Tensor
     iteration: int
     optimizer_state: dict[str, Any]
     history: list[LossRecord]
+    #: Seconds the run had taken when the checkpoint was made: a resumed run's history and
+    #: time carry on from it instead of restarting at 0.
+    seconds: float = 0.0
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "image": self.image.detach().cpu(),
+            "iteration": int(self.iteration),
+            "seconds": float(self.seconds),
+            "optimizer_state": self.optimizer_state,
+            "history": [
+                [r.iteration, r.seconds, r.loss, r.content, r.style, r.tv] for r in self.history
+            ],
+        }
+
+    @classmethod
+    def from_state(cls, state: Any) -> Checkpoint:
+        """The checkpoint in ``state``; ValueError (naming what is wrong) if it is not one."""
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError("not an estilo checkpoint")
+        image, iteration = state.get("image"), state.get("iteration")
+        optimizer_state, rows = state.get("optimizer_state"), state.get("history")
+        if not isinstance(image, Tensor) or image.dim() != 4 or image.shape[:2] != (1, 3):
+            raise ValueError("its image is not a (1, 3, H, W) tensor")
+        if not isinstance(iteration, int) or iteration < 1:
+            raise ValueError("its iteration is not a positive integer")
+        if not isinstance(optimizer_state, dict) or not {"state", "param_groups"} <= set(
+            optimizer_state
+        ):
+            raise ValueError("its optimiser state is not an optimiser's state_dict")
+        if not isinstance(rows, list) or len(rows) != iteration:
+            raise ValueError("its history does not have one row per iteration")
+        history = []
+        for row in rows:
+            if not (
+                isinstance(row, list)
+                and len(row) == 6
+                and all(isinstance(v, (int, float)) for v in row)
+            ):
+                raise ValueError("its history has a malformed row")
+            history.append(LossRecord(int(row[0]), *map(float, row[1:])))
+        seconds = state.get("seconds", history[-1].seconds)
+        if not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds < 0:
+            raise ValueError("its elapsed seconds are not a number >= 0")
+        return cls(image.float(), iteration, optimizer_state, history, float(seconds))
 
 
 @dataclass(frozen=True)
@@ -318,6 +371,8 @@ def stylize(
     if resume is not None:
         init = resume.image
     image = initial_image(content, styles[0], config, None if init is None else init.to(device))
+    if resume is not None:
+        start -= resume.seconds  # the time before the checkpoint counts too
     run = _Run(config, callback, len(sizes), start, resume)
     fork = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=fork), _tf32_products(device, autocast is not None):
@@ -377,7 +432,8 @@ class _Run:
         """Optimise at one scale from ``image``; returns the best image found there."""
         config, scale = self.config, self.info.pixel_scale
         # The optimiser sees ``param`` = image x scale; see OptimizerInfo.pixel_scale.
-        param = (image * scale).requires_grad_(True)
+        # contiguous: a resized 1x1 image can come back with strides L-BFGS's view() rejects.
+        param = (image * scale).contiguous().requires_grad_(True)
         optimizer = self.info.load()([param], config)
         self._carry_state(optimizer, param)
         if self.resume is not None:
@@ -456,7 +512,8 @@ class _Run:
     ) -> Checkpoint:
         image = (param.detach() / self.info.pixel_scale).clone()
         state = copy.deepcopy(optimizer.state_dict())
-        return Checkpoint(image, iteration, state, list(self.history))
+        seconds = time.perf_counter() - self.start
+        return Checkpoint(image, iteration, state, list(self.history), seconds)
 
     def _keep_state(self, optimizer: torch.optim.Optimizer, param: Tensor) -> None:
         state = optimizer.state.get(param, {})

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import pickle
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
@@ -68,8 +67,9 @@ def load_weights(path: str | Path | None = None) -> Weights:
     reader = _read_h5 if path.suffix.lower() in (".h5", ".hdf5") else _read_quantised
     try:
         weights = reader(path)
-    except (KeyError, OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
-        raise EstiloError(f"weights file {str(path)!r} is not VGG19 weights: {exc}") from None
+    except Exception as exc:  # whatever a foreign file makes the reader raise, it is not ours
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise EstiloError(f"weights file {str(path)!r} is not VGG19 weights: {reason}") from None
     _check_shapes(weights, path)
     return weights
 

@@ -9,7 +9,6 @@ import csv
 import html
 import io
 import itertools
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from PIL import Image, ImageDraw
 from ..errors import EstiloError
 from ..image.io import atomic_write
 from ..quality import FIELDS
-from .runner import read_records
+from .runner import read_manifest, read_records
 
 COLUMNS = (
     ("label", "case"),
@@ -182,10 +181,7 @@ def _write_bytes(path: Path, data: bytes) -> None:
 
 def build_report(folder: Path) -> tuple[Path, Path]:
     """Write report.md (with report_files/) and report.html from the folder's files."""
-    manifest = folder / "experiment.json"
-    if not manifest.exists():
-        raise EstiloError(f"{str(folder)!r} holds no experiment (no experiment.json)")
-    experiment = json.loads(manifest.read_text())
+    experiment = read_manifest(folder)
     order = {case["id"]: index for index, case in enumerate(experiment["cases"])}
     records = sorted(read_records(folder), key=lambda r: order.get(r["case_id"], 0))
     if not records:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from ..core.config import FIELDS, StyleConfig, load_file, resolve
 from ..errors import ConfigError
 from ..image.samples import DEMO_CONTENT, DEMO_STYLE
 
+#: Most cases one experiment may hold: each is a run, a report row and a contact-sheet tile.
+MAX_CASES = 1000
 SPEC_KEYS = ("name", "content", "style", "base", "grid", "cases")
 
 
@@ -109,6 +112,12 @@ def build(
     for axis, values in grid.items():
         if not isinstance(values, list) or not values:
             raise ConfigError(f"grid axis {axis!r} must be a non-empty list of values")
+    count = (math.prod(len(values) for values in grid.values()) if grid else 0) + len(cases)
+    if count > MAX_CASES:
+        raise ConfigError(
+            f"the spec has {count:,} cases (grid and explicit), over the limit of {MAX_CASES:,}; "
+            "split it into several experiments"
+        )
     overrides = [dict(zip(grid, combo, strict=True)) for combo in itertools.product(*grid.values())]
     if not grid:
         overrides = []

@@ -10,6 +10,7 @@ rename, so an output is either complete or absent.
 from __future__ import annotations
 
 import contextlib
+import glob
 import io
 import os
 import tempfile
@@ -25,6 +26,7 @@ from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from ..errors import ImageError
+from ..files import open_regular
 
 #: Extensions we write, and the Pillow format for each.
 WRITE_FORMATS = {
@@ -49,7 +51,12 @@ class LoadedImage:
 
 
 def load_image(
-    source: str | Path | Image.Image, max_pixels: int = DEFAULT_MAX_PIXELS, what: str = "image"
+    source: str | Path | Image.Image,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    what: str = "image",
+    *,
+    shown: str | None = None,
+    max_side: int | None = None,
 ) -> LoadedImage:
     """Read an image file (or convert a PIL image).
 
@@ -57,6 +64,11 @@ def load_image(
         source: a path or an open PIL image.
         max_pixels: refuse images with more pixels than this.
         what: how to name the image in errors ("content image", ...).
+        shown: the name errors give the file (default: its path); the web UI passes the
+            user's file name so that messages never show server paths.
+        max_side: decode no larger than needed for this working size: JPEGs decode at a
+            reduced scale and other images are box-reduced, keeping at least twice the
+            longest side and once the shortest (the resize that follows does the rest).
 
     Raises:
         ImageError: missing, empty, unreadable, truncated, not an image, or too large.
@@ -64,27 +76,31 @@ def load_image(
     if isinstance(source, Image.Image):
         return _to_tensors(_normalise(source), what)
     path = Path(source)
-    label = f"{what} {str(path)!r}"
-    if not path.exists():
-        raise ImageError(f"{label}: no such file")
-    if path.is_dir():
-        raise ImageError(f"{label} is a folder, not an image")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ImageError(f"{label}: cannot read ({exc.strerror})") from None
-    if not data:
-        raise ImageError(f"{label} is empty")
-    with _pillow_guard(label):
-        image = Image.open(io.BytesIO(data))
-        width, height = image.size
-        if width * height > max_pixels:
-            raise ImageError(
-                f"{label} has {width}x{height} = {width * height:,} pixels, over the limit of "
-                f"{max_pixels:,} (raise it with --max-pixels)"
-            )
-        image.load()
-        return _to_tensors(_normalise(image), label)
+    label = f"{what} {shown if shown is not None else str(path)!r}"
+    # No image of max_pixels needs more bytes than 16-bit RGBA uncompressed plus metadata; a
+    # larger file (an 8 GB sparse x.png) is refused before Pillow reads any of it.
+    limit = max_pixels * 8 + 64 * 2**20
+    with open_regular(path, limit, label, ImageError) as handle:
+        if os.fstat(handle.fileno()).st_size == 0:
+            raise ImageError(f"{label} is empty")
+        with _pillow_guard(label):
+            image: Image.Image = Image.open(handle)  # reads the header only
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ImageError(
+                    f"{label} has {width}x{height} = {width * height:,} pixels, over the limit "
+                    f"of {max_pixels:,} (raise it with --max-pixels)"
+                )
+            if max_side:
+                # JPEG: decode at 1/2 .. 1/8 scale, never below twice the working size
+                image.draft(image.mode, (2 * max_side, 2 * max_side))
+            image.load()
+            if max_side:
+                w, h = image.size
+                factor = min(max(w, h) // (2 * max_side), min(w, h) // max_side)
+                if factor > 1:
+                    image = image.reduce(factor)
+            return _to_tensors(_normalise(image), label)
 
 
 @contextlib.contextmanager
@@ -133,6 +149,8 @@ def _normalise(image: Image.Image) -> Image.Image:
 def _to_tensors(image: Image.Image, label: str) -> LoadedImage:
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         array = np.asarray(image, dtype=np.float32)
+        if not np.isfinite(array).all():  # float TIFFs can hold NaN: bad input, not divergence
+            raise ImageError(f"{label} has NaN or infinite pixel values")
         scale = 1.0 if image.mode == "F" else 255.0 if array.max(initial=0) <= 255 else 65535.0
         grey = torch.from_numpy(np.clip(array / scale, 0.0, 1.0))
         return LoadedImage(grey.unsqueeze(0).expand(3, -1, -1).contiguous())
@@ -166,7 +184,9 @@ def to_pil(rgb: Tensor, alpha: Tensor | None = None) -> Image.Image:
     return Image.fromarray(array.permute(1, 2, 0).numpy(), "RGB" if alpha is None else "RGBA")
 
 
-def save_image(rgb: Tensor, path: str | Path, alpha: Tensor | None = None) -> Path:
+def save_image(
+    rgb: Tensor, path: str | Path, alpha: Tensor | None = None, mode: int | None = None
+) -> Path:
     """Write an image atomically; the format follows the extension.
 
     Alpha is written where the format holds it (PNG, WebP, TIFF) and dropped otherwise.
@@ -178,23 +198,27 @@ def save_image(rgb: Tensor, path: str | Path, alpha: Tensor | None = None) -> Pa
     fmt = output_format(path)
     image = to_pil(rgb, alpha if fmt in _ALPHA_FORMATS else None)
     options = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}}.get(fmt, {})
-    atomic_write(path, lambda handle: image.save(handle, format=fmt, **options))
+    atomic_write(path, lambda handle: image.save(handle, format=fmt, **options), mode)
     return path
 
 
-def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+def atomic_write(path: Path, write: Callable[[BinaryIO], object], mode: int | None = None) -> None:
     """Call ``write(binary_handle)`` on a temporary file beside ``path``, then rename it over.
 
     A crash or interrupt leaves at most a hidden temporary file that is removed on failure,
-    never a half-written ``path``.
+    never a half-written ``path``. ``mode`` (e.g. 0o600) overrides the usual permissions.
     """
     folder = path.parent if str(path.parent) else Path(".")
+    _remove_stale_temporaries(folder, path.name)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        # The pid in the name tells a later run whether the writer is still alive.
+        prefix = f".{path.name}.{os.getpid()}."
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=folder)
     except OSError as exc:
         raise ImageError(f"cannot write {str(path)!r}: {exc.strerror}") from None
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
+        # mkstemp makes 0600; outputs get the usual mode unless the caller wants them private.
+        os.chmod(tmp, 0o666 & ~_umask() if mode is None else mode)
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
@@ -206,6 +230,26 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
         if isinstance(exc, OSError):
             raise ImageError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
         raise
+
+
+def _remove_stale_temporaries(folder: Path, name: str) -> None:
+    """Delete temporaries of ``name`` left by a writer that died (SIGKILL, power loss): those
+    whose pid is not a running process. Those of live writers are left alone."""
+    for tmp in folder.glob(f".{glob.escape(name)}.*.tmp"):
+        pid = tmp.name[len(name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def _umask() -> int:

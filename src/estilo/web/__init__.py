@@ -11,7 +11,14 @@ from .limits import Limits
 __all__ = ["Limits", "serve"]
 
 
-def serve(host: str, port: int, limits: Limits, *, block: bool = True) -> Any:
+def serve(
+    host: str,
+    port: int,
+    limits: Limits,
+    *,
+    block: bool = True,
+    auth: tuple[str, str] | None = None,
+) -> Any:
     """Serve the page (see ``page.serve``); a clear error when Gradio is not installed."""
     # Set before Gradio is first imported: it reads this at import time.
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
@@ -21,4 +28,4 @@ def serve(host: str, port: int, limits: Limits, *, block: bool = True) -> Any:
         if exc.name and exc.name.split(".")[0] == "gradio":
             raise EstiloError("the web UI needs Gradio: pip install 'estilo[web]'") from None
         raise
-    return page.serve(host, port, limits, block=block)
+    return page.serve(host, port, limits, block=block, auth=auth)

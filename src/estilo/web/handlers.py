@@ -6,9 +6,14 @@ Everything a handler decides lives here, without Gradio, so the tests call it di
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import html
 import math
+import os
+import shutil
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +21,7 @@ from typing import Any
 
 from ..core.config import StyleConfig, resolve
 from ..errors import ConfigError, EstiloError, ImageError
-from ..image.io import atomic_write, load_image, to_pil
+from ..image.io import atomic_write, load_image, save_image, to_pil
 from ..pipeline import stylize
 from .jobs import Busy, JobQueue, Snapshot, Ticket
 from .limits import Limits
@@ -59,6 +64,7 @@ def make_request(
     values: Sequence[Any],
     limits: Limits,
     workdir: Path,
+    session: str = "",
 ) -> RunRequest:
     """Check the uploads and options before a run joins the queue.
 
@@ -71,6 +77,10 @@ def make_request(
         raise ImageError("upload a content image (or use the samples)")
     if not style_paths:
         raise ImageError("upload at least one style image (or use the samples)")
+    if len(style_paths) > limits.max_styles:
+        raise ImageError(
+            f"{len(style_paths)} style images: this server blends at most {limits.max_styles}"
+        )
     overrides = dict(zip(OPTIONS, values, strict=True))
     if not overrides["lr"]:  # 0 or an empty box: the optimiser's own rate
         overrides["lr"] = None
@@ -84,32 +94,55 @@ def make_request(
         raise ConfigError(f"iterations are limited to {limits.max_iterations} on this server")
     what = ["content image"] + [f"style image {i}" for i in range(1, len(style_paths) + 1)]
     for path, name in zip([*content_paths, *style_paths], what, strict=True):
+        # Messages name the user's file, never the server's path to the upload.
         if path.stat().st_size > limits.max_upload_mb * 2**20:
             raise ImageError(f"the {name} is larger than {limits.max_upload_mb:g} MB")
-        load_image(path, limits.max_pixels, name)  # a broken file fails here, not in the queue
-    folder = Path(tempfile.mkdtemp(prefix="run-", dir=workdir))
+        # A broken file fails here, not in the queue; decoded small, as the run will.
+        load_image(path, limits.max_pixels, name, shown=repr(path.name), max_side=config.size)
+    # 0700 (mkdtemp): results are the user's, not every local account's.
+    folder = Path(tempfile.mkdtemp(prefix=_session_prefix(session), dir=workdir))
     return RunRequest(content_paths[0], tuple(style_paths), config, folder)
 
 
 def run_ticket(ticket: Ticket) -> None:
     """The queue's runner: stylize, then save the image and its configuration atomically."""
     request: RunRequest = ticket.payload
+    config = request.config
     try:
-        result = stylize(
-            request.content,
-            list(request.styles),
-            request.config,
-            ticket.report,
-            notify=ticket.notes.append,
-        )
+        # Decoded no larger than the run needs: a 20-megapixel upload must not cost its full
+        # size in float32 (16 of them took a server from 0.7 to 4.8 GB).
+        content = _loaded(request.content, config, config.size, "content image")
+        side = max(16, math.ceil(config.size * config.style_scale))
+        styles = [
+            _loaded(path, config, side, f"style image {i}")
+            for i, path in enumerate(request.styles, 1)
+        ]
+        result = stylize(content, styles, config, ticket.report, notify=ticket.notes.append)
     except EstiloError as exc:
-        ticket.error = str(exc)
+        ticket.error = _without_paths(str(exc), request)
         return
-    image = result.save(request.folder / "estilo.png")
+    image = save_image(result.image, request.folder / "estilo.png", result.alpha, PRIVATE)
     settings = request.folder / "estilo.toml"
-    atomic_write(settings, lambda handle: handle.write(request.config.to_toml().encode()))
+    text = config.to_toml().encode()
+    atomic_write(settings, lambda handle: handle.write(text), PRIVATE)
     ticket.outputs = [str(image), str(settings)]
     ticket.status = result.status
+
+
+#: Results are readable by the server's account only.
+PRIVATE = 0o600
+
+
+def _loaded(path: Path, config: StyleConfig, side: int, what: str) -> Any:
+    loaded = load_image(path, config.max_pixels, what, shown=repr(path.name), max_side=side)
+    return to_pil(loaded.rgb, loaded.alpha)
+
+
+def _without_paths(message: str, request: RunRequest) -> str:
+    """``message`` with the server's paths replaced by the user's file names."""
+    for path in (request.content, *request.styles, request.folder):
+        message = message.replace(str(path), path.name)
+    return message
 
 
 def _clock(seconds: float) -> str:
@@ -177,12 +210,14 @@ def view(snap: Snapshot) -> tuple[str, Any, str, list[str] | None]:
 
 
 def follow(queue: JobQueue, ticket: Ticket, interval: float = 0.5) -> Iterator[Any]:
-    """Views of a ticket until it finishes. If the page goes away, Gradio closes this
-    generator and the ``finally`` cancels the run (the unload handler does too)."""
+    """Views of a ticket until it finishes, each with the ticket's secret (the page's Cancel
+    presents it). If the page goes away, Gradio closes this generator and the ``finally``
+    cancels the run."""
     try:
-        while not ticket.finished.wait(interval):
-            yield view(queue.snapshot(ticket))
-        yield view(queue.snapshot(ticket))
+        with queue.watching(ticket):
+            while not ticket.finished.wait(interval):
+                yield (*view(queue.snapshot(ticket)), ticket.secret)
+            yield (*view(queue.snapshot(ticket)), ticket.secret)
     finally:
         ticket.cancel()
 
@@ -196,25 +231,76 @@ def start(
     styles: Any,
     preset: str,
     values: Sequence[Any],
+    client: str = "",
 ) -> Iterator[Any]:
-    """The Stylize button: check, queue, then stream the views. Bad input and a full line
-    are answered in the page; nothing is queued for them."""
-    try:
-        request = make_request(content, styles, preset, values, limits, workdir)
-        ticket = queue.submit(request, session)
-    except EstiloError as exc:
-        yield f"Error: {exc}", None, loss_curve([]), None
+    """The Stylize button: check, queue, then stream the views. Bad input, a full line and
+    a full disk are answered in the page; nothing is queued or kept for them."""
+    if sweep(queue, limits, workdir) > limits.max_disk_mb * 2**20:
+        yield _answer("The server's disk budget is full: please try again later.")
         return
-    except Busy:
-        yield (
-            f"The server is busy ({queue.waiting} runs waiting, the most it takes): "
-            "please try again later.",
-            None,
-            loss_curve([]),
-            None,
+    try:
+        request = make_request(content, styles, preset, values, limits, workdir, session)
+    except EstiloError as exc:
+        yield _answer(f"Error: {exc}")
+        return
+    try:
+        ticket = queue.submit(request, session, client)
+    except Busy as exc:
+        shutil.rmtree(request.folder, ignore_errors=True)
+        yield _answer(
+            f"The server is busy ({exc}; {queue.waiting} runs waiting): please try again later."
         )
         return
     yield from follow(queue, ticket)
+
+
+def _answer(text: str) -> tuple[Any, ...]:
+    return text, None, loss_curve([]), None, ""
+
+
+def _session_prefix(session: str) -> str:
+    return "run-" + hashlib.sha256(session.encode()).hexdigest()[:12] + "-"
+
+
+def sweep(queue: JobQueue, limits: Limits, workdir: Path) -> int:
+    """Delete the run folders of finished runs older than ``keep_minutes``, then the oldest
+    finished ones while the server's files exceed ``max_disk_mb``; returns the bytes left."""
+    active = {t.payload.folder for t in queue.tickets() if isinstance(t.payload, RunRequest)}
+    finished = sorted(
+        (p for p in workdir.glob("run-*") if p.is_dir() and p not in active),
+        key=lambda p: p.stat().st_mtime,
+    )
+    cutoff = time.time() - limits.keep_minutes * 60
+    for folder in [p for p in finished if p.stat().st_mtime < cutoff]:
+        shutil.rmtree(folder, ignore_errors=True)
+        finished.remove(folder)
+    used = _disk_usage(workdir)
+    while finished and used > limits.max_disk_mb * 2**20:
+        folder = finished.pop(0)
+        used -= _disk_usage(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+    return used
+
+
+def forget_session(queue: JobQueue, workdir: Path, session: str) -> int:
+    """A page closed: delete the files of its finished runs (its running one is cancelled
+    by the stream's end). Returns how many folders went."""
+    active = {t.payload.folder for t in queue.tickets() if isinstance(t.payload, RunRequest)}
+    gone = 0
+    for folder in workdir.glob(_session_prefix(session) + "*"):
+        if folder not in active:
+            shutil.rmtree(folder, ignore_errors=True)
+            gone += 1
+    return gone
+
+
+def _disk_usage(folder: Path) -> int:
+    total = 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_blocks * 512
+    return total
 
 
 def preset_values(preset: str) -> list[Any]:

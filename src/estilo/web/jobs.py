@@ -11,11 +11,13 @@ The worker thread calls the runner with the ticket; the runner reports progress 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
+import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +61,10 @@ class Ticket:
     payload: Any
     session: str
     number: int
+    client: str = ""
+    #: Only the page that submitted the run gets this: Cancel must present it, so knowing a
+    #: session id (which Gradio clients choose) is not enough to stop someone else's run.
+    secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     cancelled: threading.Event = field(default_factory=threading.Event)
     finished: threading.Event = field(default_factory=threading.Event)
     state: str = "waiting"
@@ -71,6 +77,8 @@ class Ticket:
     notes: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
     status: str = ""
+    #: Pages following this run now (see JobQueue.watching).
+    followers: int = 0
     #: Copy the image for the live view at most this often (a copy per iteration costs time).
     image_interval: float = 0.25
     _image_at: float = 0.0
@@ -111,25 +119,34 @@ class Ticket:
 class JobQueue:
     """A single worker running tickets in order; at most ``max_waiting`` wait behind it."""
 
-    def __init__(self, runner: Callable[[Ticket], None], max_waiting: int = 4) -> None:
-        self.runner, self.max_waiting = runner, max_waiting
+    def __init__(
+        self, runner: Callable[[Ticket], None], max_waiting: int = 4, max_per_client: int = 2
+    ) -> None:
+        self.runner, self.max_waiting, self.max_per_client = runner, max_waiting, max_per_client
         self._waiting: list[Ticket] = []
         self._running: Ticket | None = None
         self._lock = threading.Condition()
         self._numbers = itertools.count(1)
         self._closed = False
+        self._watchers = 0
         self._thread = threading.Thread(target=self._work, name="estilo-runs", daemon=True)
         self._thread.start()
 
-    def submit(self, payload: Any, session: str) -> Ticket:
-        """Queue a run. Raises Busy when ``max_waiting`` runs already wait."""
+    def submit(self, payload: Any, session: str, client: str = "") -> Ticket:
+        """Queue a run. Raises Busy when ``max_waiting`` runs already wait, or when ``client``
+        already has ``max_per_client`` runs running or waiting."""
         with self._lock:
             if self._closed:
                 raise Busy("the server is shutting down")
             would_wait = self._running is not None or bool(self._waiting)
             if would_wait and len(self._waiting) >= self.max_waiting:
                 raise Busy(f"{len(self._waiting)} runs are already waiting")
-            ticket = Ticket(payload, session, next(self._numbers))
+            mine = [
+                t for t in [self._running, *self._waiting] if t and client and t.client == client
+            ]
+            if len(mine) >= self.max_per_client:
+                raise Busy(f"you already have {len(mine)} runs in line, the most one client may")
+            ticket = Ticket(payload, session, next(self._numbers), client)
             self._waiting.append(ticket)
             self._lock.notify_all()
             return ticket
@@ -142,14 +159,35 @@ class JobQueue:
     def snapshot(self, ticket: Ticket) -> Snapshot:
         return ticket.snapshot(self.position(ticket))
 
-    def cancel_session(self, session: str) -> int:
-        """Cancel every run of a browser session (its tab closed, or Cancel); returns how many."""
+    def cancel(self, secret: str) -> bool:
+        """Cancel the run whose secret this is (the Cancel button); False if there is none."""
         with self._lock:
-            tickets = [t for t in [self._running, *self._waiting] if t and t.session == session]
+            for ticket in [self._running, *self._waiting]:
+                if ticket and secret and secrets.compare_digest(ticket.secret, secret):
+                    ticket.cancel()
+                    self._lock.notify_all()
+                    return True
+            return False
+
+    def cancel_session(self, session: str) -> int:
+        """Cancel the runs of a browser session whose page no longer follows them (the tab
+        closed); a run a page still follows is left alone, so a forged session id cannot stop
+        it. Returns how many were cancelled."""
+        with self._lock:
+            tickets = [
+                t
+                for t in [self._running, *self._waiting]
+                if t and t.session == session and not t.followers
+            ]
             for ticket in tickets:
                 ticket.cancel()
             self._lock.notify_all()
             return len(tickets)
+
+    def tickets(self) -> list[Ticket]:
+        """The running ticket and the waiting ones."""
+        with self._lock:
+            return [t for t in [self._running, *self._waiting] if t is not None]
 
     @property
     def idle(self) -> bool:
@@ -162,15 +200,42 @@ class JobQueue:
         with self._lock:
             return len(self._waiting)
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Cancel everything and stop the worker."""
+    def close(self, timeout: float = 10.0, reason: str | None = None) -> bool:
+        """Cancel everything and stop the worker; ``reason`` is what the pages of the runs
+        still waiting or running are told. Returns whether the worker stopped in time."""
         with self._lock:
             self._closed = True
             for ticket in [self._running, *self._waiting]:
                 if ticket is not None:
+                    ticket.error = ticket.error or reason
                     ticket.cancel()
+            for ticket in self._waiting:  # no worker will take them now
+                self._finish(ticket, "stopped")
+            self._waiting.clear()
             self._lock.notify_all()
         self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @contextlib.contextmanager
+    def watching(self, ticket: Ticket | None = None) -> Iterator[None]:
+        """Count a page that is following a run, so shutdown can wait for its last view."""
+        with self._lock:
+            self._watchers += 1
+            if ticket is not None:
+                ticket.followers += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._watchers -= 1
+                if ticket is not None:
+                    ticket.followers -= 1
+                self._lock.notify_all()
+
+    def wait_for_watchers(self, timeout: float) -> bool:
+        """Wait until no page follows a run (each has had its last view); False on timeout."""
+        with self._lock:
+            return self._lock.wait_for(lambda: self._watchers == 0, timeout)
 
     def _next(self) -> Ticket | None:
         with self._lock:
@@ -195,9 +260,10 @@ class JobQueue:
             ticket.state, ticket.started = "running", time.monotonic()
             try:
                 self.runner(ticket)
-            except Exception as exc:  # a run's failure must never stop the server
+            except Exception:  # a run's failure must never stop the server
                 log.exception("run %d failed", ticket.number)
-                ticket.error = ticket.error or f"the run failed: {exc}"
+                # The exception's text can name server paths: the page gets a plain sentence.
+                ticket.error = ticket.error or "the run failed (the server's log has details)"
             with self._lock:
                 self._running = None
                 self._finish(ticket, "failed" if ticket.error else "completed")

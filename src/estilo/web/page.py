@@ -7,7 +7,12 @@ two never drift. Imported only when Gradio is installed (``estilo[web]``).
 
 from __future__ import annotations
 
+import logging
+import os
+import shutil
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,9 +21,13 @@ import gradio as gr
 
 from ..core.config import FIELDS, PRESETS, resolve
 from ..image.samples import DEMO_CONTENT, DEMO_STYLE, SAMPLES
-from .handlers import OPTIONS, loss_curve, preset_values, run_ticket, start
+from .handlers import OPTIONS, forget_session, loss_curve, preset_values, run_ticket, start
 from .jobs import JobQueue
 from .limits import Limits
+
+log = logging.getLogger(__name__)
+#: How long shutdown waits for the running run to reach its next iteration and stop.
+SHUTDOWN_SECONDS = 60.0
 
 
 def build(queue: JobQueue, limits: Limits, workdir: Path) -> gr.Blocks:
@@ -40,7 +49,8 @@ def build(queue: JobQueue, limits: Limits, workdir: Path) -> gr.Blocks:
         return gr.Number(value, label=label, info=info, precision=precision, elem_id=name)
 
     page: gr.Blocks
-    with gr.Blocks(title="estilo") as page:
+    keep = max(60, int(limits.keep_minutes * 60))  # Gradio's copies age out with our runs
+    with gr.Blocks(title="estilo", delete_cache=(keep, keep)) as page:
         gr.Markdown(
             "# estilo\nNeural style transfer: a photo repainted in the manner of a painting. "
             "Upload a content image and one or more style images (or use the samples), "
@@ -74,6 +84,8 @@ def build(queue: JobQueue, limits: Limits, workdir: Path) -> gr.Blocks:
                     interactive=False,
                     elem_id="files",
                 )
+                # The run's secret, held by this page only: Cancel sends it back.
+                token = gr.Textbox(visible=False, elem_id="token")
 
         # Gradio passes a dict when the inputs are a set, and injects the request by its type.
         def on_start(data: dict[Any, Any], request: gr.Request) -> Iterator[Any]:
@@ -86,22 +98,28 @@ def build(queue: JobQueue, limits: Limits, workdir: Path) -> gr.Blocks:
                 data[styles],
                 data[preset],
                 [data[w] for w in widgets],
+                client=_client(request),
             )
 
-        def on_cancel(request: gr.Request) -> None:
-            queue.cancel_session(request.session_hash or "")
+        def on_cancel(secret: str) -> None:
+            queue.cancel(secret or "")
+
+        def on_unload(request: gr.Request) -> None:
+            session = request.session_hash or ""
+            queue.cancel_session(session)
+            forget_session(queue, workdir, session)
 
         run.click(
             on_start,
             {content, styles, preset, *widgets},
-            [status, live, curve, files],
+            [status, live, curve, files, token],
             concurrency_limit=limits.max_waiting + 2,  # our queue decides; Gradio's never waits
             show_progress="hidden",
         )
-        cancel.click(on_cancel, None, None, concurrency_limit=None, show_progress="hidden")
+        cancel.click(on_cancel, token, None, concurrency_limit=None, show_progress="hidden")
         samples.click(lambda: (str(DEMO_CONTENT), [str(DEMO_STYLE)]), None, [content, styles])
         preset.change(preset_values, preset, widgets)
-        page.unload(on_cancel)  # the tab closed: stop its run, free the line
+        page.unload(on_unload)  # the tab closed: stop its run, free the line and the disk
     return page
 
 
@@ -114,28 +132,69 @@ def theme() -> gr.themes.Base:
     return default
 
 
+def _client(request: gr.Request) -> str:
+    """Who a request comes from, for the per-client share of the line: the signed-in user
+    with --auth, else the address."""
+    if request.username:
+        return f"user:{request.username}"
+    return f"host:{request.client.host}" if request.client else ""
+
+
 def serve(
-    host: str, port: int, limits: Limits, *, block: bool = True
+    host: str,
+    port: int,
+    limits: Limits,
+    *,
+    block: bool = True,
+    auth: tuple[str, str] | None = None,
 ) -> tuple[gr.Blocks, JobQueue]:
-    """Start the server; with ``block`` wait until Ctrl-C and shut the queue down."""
-    workdir = Path(tempfile.mkdtemp(prefix="estilo-serve-"))
-    queue = JobQueue(run_ticket, limits.max_waiting)
+    """Start the server; with ``block`` serve until Ctrl-C (or SIGTERM), then shut down and
+    delete every file the server made."""
+    workdir = Path(tempfile.mkdtemp(prefix="estilo-serve-"))  # 0700
+    # Gradio's uploads and its copies of results go in there too: private, counted in the
+    # disk budget, aged out by delete_cache and removed at exit.
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(workdir / "gradio"))
+    queue = JobQueue(run_ticket, limits.max_waiting, limits.max_per_client)
     page = build(queue, limits, workdir)
     page.queue(default_concurrency_limit=None)
-    try:
-        page.launch(
-            server_name=host,
-            server_port=port,
-            max_file_size=f"{limits.max_upload_mb:g}mb",
-            allowed_paths=[str(SAMPLES), str(workdir)],
-            theme=theme(),
-            ssr_mode=False,
-            footer_links=[],
-            show_error=True,
-            quiet=True,
-            prevent_thread_lock=not block,
-        )
-    finally:
-        if block:
-            queue.close()
+    page.launch(
+        auth=auth,
+        server_name=host,
+        server_port=port,
+        max_file_size=f"{limits.max_upload_mb:g}mb",
+        allowed_paths=[str(SAMPLES), str(workdir)],
+        theme=theme(),
+        ssr_mode=False,
+        footer_links=[],
+        show_error=True,
+        quiet=True,
+        prevent_thread_lock=True,  # we block below, where Ctrl-C can stop the run cleanly
+    )
+    if block:
+        try:
+            while True:
+                time.sleep(0.5)  # Ctrl-C arrives here, in the main thread
+        except KeyboardInterrupt:
+            pass
+        finally:
+            shutdown(page, queue, workdir)
     return page, queue
+
+
+def shutdown(page: gr.Blocks, queue: JobQueue, workdir: Path | None = None) -> None:
+    """Stop the run at its next iteration, tell every page, then close the server.
+
+    Exiting with the worker thread still inside torch aborts the process ("terminate called
+    without an active exception"), so the worker is joined first; one that does not stop in
+    time (a very long L-BFGS step) ends with the process, skipping the interpreter's cleanup.
+    """
+    stopped = queue.close(SHUTDOWN_SECONDS, "the server is shutting down; your run was stopped")
+    queue.wait_for_watchers(5.0)  # each page gets its last view before the server goes
+    page.close()
+    if workdir is not None:
+        shutil.rmtree(workdir, ignore_errors=True)
+    if not stopped:
+        log.warning("the run did not stop within %.0f s; exiting without it", SHUTDOWN_SECONDS)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
