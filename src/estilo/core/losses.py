@@ -72,6 +72,11 @@ def tv_loss(image: Tensor) -> Tensor:
 Stat = Any  # a representation: a tensor or a tuple of tensors
 
 
+def itself(image: Tensor) -> list[Tensor]:
+    """The style image alone: the views of every statistic that does not augment the style."""
+    return [image]
+
+
 @dataclass(frozen=True)
 class StyleStatistic:
     """A style representation: how to summarise features, and how far two summaries are.
@@ -80,10 +85,22 @@ class StyleStatistic:
     optional weight per position (M,) summing to 1 (a mask: Gatys et al. 2017's guided
     statistics); ``distance(stat, target)`` is 0 when the two match. Every distance is a mean
     over entries, so the weights of the registry entries are comparable across layers and sizes.
+
+    ``joint``: the features are not one layer's but every style layer's at once, resampled to
+    one grid and stacked per position (hypercolumns; the objective builds them). ``views``: the
+    images the style's target is computed from, their positions pooled (e.g. rotated copies).
+    ``prepare``: how the style's features become the target, when not as ``represent`` does.
     """
 
     represent: Callable[[Tensor, Tensor | None], Stat]
     distance: Callable[[Stat, Stat], Tensor]
+    joint: bool = False
+    views: Callable[[Tensor], list[Tensor]] = itself
+    prepare: Callable[[Tensor], Stat] | None = None
+
+    def target(self, features: Tensor) -> Stat:
+        """The style's side of ``distance``, from its features (C, M)."""
+        return self.represent(features, None) if self.prepare is None else self.prepare(features)
 
 
 def _average_products(left: Tensor, right: Tensor, weights: Tensor | None) -> Tensor:
