@@ -268,6 +268,7 @@ def test_unknown_loss_lists_the_registry() -> None:
         "meanstd",
         "wasserstein",
         "sliced-wasserstein",
+        "nnst",
     ):
         assert name in str(error.value)
 

@@ -37,7 +37,7 @@ def features(*shape: int, seed: int = 0) -> torch.Tensor:
 
 def distance(name: str, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     stat = STYLE_LOSSES[name].load()
-    return stat.distance(stat.represent(x, None), stat.represent(y, None))
+    return stat.distance(stat.represent(x, None), stat.target(y))
 
 
 def test_gram_matches_reference() -> None:
@@ -165,8 +165,8 @@ def test_style_loss_contract(name: str) -> None:
     stat = STYLE_LOSSES[name].load()
     mixed = torch.cat([target, other.detach()], dim=1)  # left: the target, right: different
     left = torch.cat([torch.ones(36), torch.zeros(36)]) / 36
-    inside = stat.distance(stat.represent(mixed, left), stat.represent(target, None))
-    outside = stat.distance(stat.represent(mixed, left.flip(0)), stat.represent(target, None))
+    inside = stat.distance(stat.represent(mixed, left), stat.target(target))
+    outside = stat.distance(stat.represent(mixed, left.flip(0)), stat.target(target))
     assert inside.item() < 1e-4 < outside.item()
 
 

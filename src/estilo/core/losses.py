@@ -72,6 +72,11 @@ def tv_loss(image: Tensor) -> Tensor:
 Stat = Any  # a representation: a tensor or a tuple of tensors
 
 
+def itself(image: Tensor) -> list[Tensor]:
+    """The style image alone: the views of every statistic that does not augment the style."""
+    return [image]
+
+
 @dataclass(frozen=True)
 class StyleStatistic:
     """A style representation: how to summarise features, and how far two summaries are.
@@ -80,10 +85,22 @@ class StyleStatistic:
     optional weight per position (M,) summing to 1 (a mask: Gatys et al. 2017's guided
     statistics); ``distance(stat, target)`` is 0 when the two match. Every distance is a mean
     over entries, so the weights of the registry entries are comparable across layers and sizes.
+
+    ``joint``: the features are not one layer's but every style layer's at once, resampled to
+    one grid and stacked per position (hypercolumns; the objective builds them). ``views``: the
+    images the style's target is computed from, their positions pooled (e.g. rotated copies).
+    ``prepare``: how the style's features become the target, when not as ``represent`` does.
     """
 
     represent: Callable[[Tensor, Tensor | None], Stat]
     distance: Callable[[Stat, Stat], Tensor]
+    joint: bool = False
+    views: Callable[[Tensor], list[Tensor]] = itself
+    prepare: Callable[[Tensor], Stat] | None = None
+
+    def target(self, features: Tensor) -> Stat:
+        """The style's side of ``distance``, from its features (C, M)."""
+        return self.represent(features, None) if self.prepare is None else self.prepare(features)
 
 
 def _average_products(left: Tensor, right: Tensor, weights: Tensor | None) -> Tensor:
@@ -238,6 +255,79 @@ def sliced_wasserstein_distance(features: Tensor, target: Tensor) -> Tensor:
     return mean_squared_error(projected, projected_t)
 
 
+def rotations(image: Tensor) -> list[Tensor]:
+    """(B, C, H, W) -> the image turned by 0, 90, 180 and 270 degrees. NNST's style bank
+    (Kolkin et al. 2022, the official code's ``flip_aug``, on by default: rotations despite the
+    name, no mirror images): more candidate features, so each output feature finds a closer
+    match and the content's forms survive the replacement better."""
+    return [torch.rot90(image, turns, dims=(-2, -1)) for turns in range(4)]
+
+
+#: Style positions an NNST bank keeps at most (an even stride over them): the nearest-neighbour
+#: search costs output positions x bank size x channels at every evaluation.
+NNST_BANK = 8192
+#: Entries of the output x bank similarity matrix computed at once: bounds its memory (64 MiB).
+NNST_CHUNK = 1 << 24
+
+
+def centred_unit(features: Tensor, centre: Tensor) -> Tensor:
+    """(C, M) columns minus ``centre`` (C,), scaled to unit length: cosine similarities are then
+    dot products."""
+    centred = features - centre[:, None]
+    unit: Tensor = centred / centred.norm(dim=0, keepdim=True).clamp_min(1e-8)
+    return unit
+
+
+def nearest_neighbours(queries: Tensor, unit_bank: Tensor, centre: Tensor) -> Tensor:
+    """(C, M), (C, K) -> (M,): for each query column, the index of the bank column at the
+    smallest centred cosine distance 1 − cos(q − c, b − c), the bank given already centred and
+    unit. Computed NNST_CHUNK entries at a time, so memory stays bounded whatever M; no
+    gradient (the choice is a constant)."""
+    with torch.no_grad():
+        unit_queries = centred_unit(queries, centre)
+        rows = max(1, NNST_CHUNK // unit_bank.shape[1])
+        return torch.cat(
+            [
+                (unit_queries[:, start : start + rows].T @ unit_bank).argmax(1)
+                for start in range(0, unit_queries.shape[1], rows)
+            ]
+        )
+
+
+def nnst_represent(features: Tensor, weights: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    """The output's features themselves: NNST compares positions, it summarises nothing."""
+    return features, weights
+
+
+def nnst_bank(features: Tensor) -> tuple[Tensor, Tensor]:
+    """The style's side: at most NNST_BANK of its positions (an even stride, so memory and the
+    search stay bounded at any size; the authors sample in their final pass), centred and
+    unit, and the centre: the mean over all its positions."""
+    centre = features.mean(1)
+    if features.shape[1] > NNST_BANK:
+        features = features[:, :: -(-features.shape[1] // NNST_BANK)]
+    return centred_unit(features, centre), centre
+
+
+def nnst_distance(stat: tuple[Tensor, Tensor | None], target: tuple[Tensor, Tensor]) -> Tensor:
+    """Neural Neighbor Style Transfer (Kolkin et al. 2022): every output feature is replaced by
+    its nearest style feature under the centred cosine distance, and the loss is the mean of
+    that distance to the replacement (weighted by a mask when there is one).
+
+    The centre is the style's mean feature. Departures,
+    each to make this a loss of the output alone that L-BFGS can minimise: the official code
+    (utils/distance.py) centres each set by its own mean, the output chunk by chunk; it finds
+    the neighbours once per scale for a blend of output and content (its ``alpha``) and then
+    pulls with the uncentred cosine. Here the neighbours are found again at every evaluation
+    and the loss is the matching distance itself, i.e. mean_i min_j d(x_i, s_j): continuous,
+    zero when every output feature is a style feature, and its gradient is that of the pull
+    towards the fixed replacement (no gradient through the choice)."""
+    (output, weights), (unit_bank, centre) = stat, target
+    replaced = unit_bank[:, nearest_neighbours(output.detach(), unit_bank, centre)]
+    distances = 1 - (centred_unit(output, centre) * replaced).sum(0)
+    return distances.mean() if weights is None else distances @ weights
+
+
 # The registry's entries (core/registry.py holds their names, sources and weights).
 gram_loss = StyleStatistic(weighted_gram, gram_distance)
 mmd_linear_loss = StyleStatistic(weighted_mean, mmd_linear_distance)
@@ -246,3 +336,6 @@ mmd_gaussian_loss = StyleStatistic(mmd_gaussian_represent, mmd_gaussian_distance
 meanstd_loss = StyleStatistic(mean_and_std, meanstd_distance)
 wasserstein_loss = StyleStatistic(mean_and_covariance, wasserstein_distance)
 sliced_wasserstein_loss = StyleStatistic(positions, sliced_wasserstein_distance)
+nnst_loss = StyleStatistic(
+    nnst_represent, nnst_distance, joint=True, views=rotations, prepare=nnst_bank
+)

@@ -13,9 +13,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .config import StyleConfig
-from .layers import layer_channels
+from .layers import layer_channels, min_input_size
 from .losses import (
     SELF_SIMILARITY_SAMPLES,
+    Stat,
     StyleStatistic,
     content_loss,
     self_similarity,
@@ -37,6 +38,36 @@ def style_layer_weights(config: StyleConfig) -> list[float]:
     else:
         weights = [1.0] * len(config.style_layers)
     return [w / sum(weights) for w in weights]
+
+
+#: Hypercolumns sit on a grid this many times coarser than the image (NNST's h // 4, w // 4).
+HYPERCOLUMN_STRIDE = 4
+
+
+def hypercolumns(maps: Sequence[Tensor], layers: Sequence[str], weights: Sequence[float]) -> Tensor:
+    """Feature maps (1, C_l, H_l, W_l) of ``layers`` -> (1, Σ C_l, h, w): every layer resampled
+    to one grid, HYPERCOLUMN_STRIDE times coarser than the image (or the finest layer's grid if
+    that is coarser), scaled by the square root of its layer weight, stacked per position.
+
+    Kolkin et al. 2022 (NNST) divide each layer by its channel count so that wide layers do not
+    dominate the cosine distance; a factor √w_l weighs layer l's share of every dot product by
+    w_l, and with the default (gatys, w_l ∝ 1/C_l²) weighting √w_l ∝ 1/C_l is their rule.
+    Departure: the official code resamples bilinearly without antialiasing, which point-samples
+    the finer layers; it optimises a Laplacian pyramid and ends with a full-resolution pass, so
+    every pixel still gets a gradient. We optimise pixels directly, so the finer layers are
+    averaged down (antialiased bilinear) and every pixel feeds its hypercolumn."""
+    finest = min(range(len(layers)), key=lambda i: min_input_size([layers[i]]))
+    height, width = maps[finest].shape[-2:]
+    factor = max(1, HYPERCOLUMN_STRIDE // min_input_size([layers[finest]]))
+    grid = (max(1, height // factor), max(1, width // factor))
+    return torch.cat(
+        [
+            F.interpolate(m, size=grid, mode="bilinear", antialias=True, align_corners=False)
+            * w**0.5
+            for m, w in zip(maps, weights, strict=True)
+        ],
+        dim=1,
+    )
 
 
 def mask_weights(mask: Tensor | None, size: tuple[int, int]) -> Tensor | None:
@@ -107,6 +138,8 @@ class Objective:
         self.statistic: StyleStatistic = info.load()
         self.style_weight = config.style_weight * info.weight
         self.layer_weights = style_layer_weights(config)
+        # A joint statistic sees one field, whose layers carry their weights inside it.
+        self.field_weights = [1.0] if self.statistic.joint else self.layer_weights
         self.blend, self.masks = list(blend), list(masks)
         content_info = lookup(CONTENT_LOSSES, config.content_loss, "content loss")
         self.content_weight = config.content_weight * content_info.weight
@@ -118,20 +151,29 @@ class Objective:
                     if name in config.content_layers
                 }
             )
-            self.style_targets = []
-            for style in styles:
-                feats = net(style)
-                self.style_targets.append(
-                    {
-                        name: self.statistic.represent(feats[name][0].flatten(1), None)
-                        for name in config.style_layers
-                    }
-                )
+            self.style_targets = [self.style_target(style) for style in styles]
+
+    def style_fields(self, feats: dict[str, Tensor]) -> list[Tensor]:
+        """What the style statistic summarises, (1, C, H, W) each, one per ``field_weights``:
+        the style layers one by one, or for a joint statistic their hypercolumns."""
+        maps = [feats[name] for name in self.config.style_layers]
+        if self.statistic.joint:
+            return [hypercolumns(maps, self.config.style_layers, self.layer_weights)]
+        return maps
+
+    def style_target(self, style: Tensor) -> list[Stat]:
+        """Each field's statistic of a style image, over the positions of all its views."""
+        views = [self.style_fields(self.net(view)) for view in self.statistic.views(style)]
+        return [
+            self.statistic.target(torch.cat([m[0].flatten(1) for m in field], dim=1))
+            for field in zip(*views, strict=True)
+        ]
 
     def style_loss(self, feats: dict[str, Tensor]) -> Tensor:
         terms = []
-        for name, layer_weight in zip(self.config.style_layers, self.layer_weights, strict=True):
-            flat = feats[name][0].flatten(1)
+        fields = self.style_fields(feats)
+        for index, (field, field_weight) in enumerate(zip(fields, self.field_weights, strict=True)):
+            flat = field[0].flatten(1)
             unmasked = None
             for targets, blend, mask in zip(
                 self.style_targets, self.blend, self.masks, strict=True
@@ -141,9 +183,9 @@ class Objective:
                         unmasked = self.statistic.represent(flat, None)
                     stat = unmasked
                 else:
-                    grid = (feats[name].shape[-2], feats[name].shape[-1])
+                    grid = (field.shape[-2], field.shape[-1])
                     stat = self.statistic.represent(flat, mask_weights(mask, grid))
-                terms.append(layer_weight * blend * self.statistic.distance(stat, targets[name]))
+                terms.append(field_weight * blend * self.statistic.distance(stat, targets[index]))
         return torch.stack(terms).sum()
 
     def __call__(self, image: Tensor) -> tuple[Tensor, dict[str, Tensor]]:

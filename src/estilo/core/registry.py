@@ -137,6 +137,13 @@ STYLE_LOSSES: dict[str, StyleLossInfo] = {
             source="Heitz et al. 2021",
             weight=2.8e5,
         ),
+        StyleLossInfo(
+            "nnst",
+            "neural neighbours: each hypercolumn pulled to its nearest style hypercolumn",
+            "losses:nnst_loss",
+            source="Kolkin et al. 2022",
+            weight=1.7e9,
+        ),
     )
 }
 
