@@ -54,13 +54,15 @@ LBFGS_HISTORY = 50
 
 
 @dataclass(frozen=True)
-class StyleLossInfo(Entry):
-    """A style representation and its distance. ``source`` cites where it comes from.
+class LossInfo(Entry):
+    """A style or content loss. ``source`` cites where it comes from.
 
-    ``weight`` multiplies ``style_weight`` so that switching the loss needs no retuning: it makes
-    the loss of the content image against the demo style equal to gram's at 512 px (measured by
-    ``benchmarks/calibrate.py``; the README gallery shows the result), except wasserstein's,
-    chosen by eye because that rule over-stylised (README, "Style representations").
+    ``weight`` multiplies ``style_weight`` (or ``content_weight``) so that switching the loss
+    needs no retuning: a style loss's makes the loss of the content image against the demo style
+    equal to gram's at 512 px, a content loss's makes the painting's content term equal to
+    mse's (both measured by ``benchmarks/calibrate.py``; the README gallery shows the result),
+    except wasserstein's, chosen by eye because that rule over-stylised (README, "Style
+    representations").
     """
 
     source: str = ""
@@ -87,57 +89,57 @@ OPTIMIZERS: dict[str, OptimizerInfo] = {
     )
 }
 
-STYLE_LOSSES: dict[str, StyleLossInfo] = {
+STYLE_LOSSES: dict[str, LossInfo] = {
     info.name: info
     for info in (
-        StyleLossInfo(
+        LossInfo(
             "gram",
             "Gram matrices (uncentred second moments)",
             "losses:gram_loss",
             source="Gatys et al. 2016",
         ),
-        StyleLossInfo(
+        LossInfo(
             "mmd-linear",
             "MMD, linear kernel: channel means only",
             "losses:mmd_linear_loss",
             source="Li et al. 2017",
             weight=4.5e5,
         ),
-        StyleLossInfo(
+        LossInfo(
             "mmd-poly",
             "MMD, kernel (xᵀy + c)², c = 0: gram as a kernel",
             "losses:mmd_poly_loss",
             source="Li et al. 2017",
         ),
-        StyleLossInfo(
+        LossInfo(
             "mmd-gaussian",
             "MMD, Gaussian kernel on 1024 sampled positions",
             "losses:mmd_gaussian_loss",
             source="Li et al. 2017",
             weight=1.5e10,
         ),
-        StyleLossInfo(
+        LossInfo(
             "meanstd",
             "per-channel mean and standard deviation (BN statistics)",
             "losses:meanstd_loss",
             source="Li et al. 2017",
             weight=2.6e5,
         ),
-        StyleLossInfo(
+        LossInfo(
             "wasserstein",
             "Gaussian 2-Wasserstein: means and covariances",
             "losses:wasserstein_loss",
             source="Dowson & Landau 1982; crowsonkb",
             weight=3e3,
         ),
-        StyleLossInfo(
+        LossInfo(
             "sliced-wasserstein",
             "sliced Wasserstein: sorted random projections",
             "losses:sliced_wasserstein_loss",
             source="Heitz et al. 2021",
             weight=2.8e5,
         ),
-        StyleLossInfo(
+        LossInfo(
             "nnst",
             "neural neighbours: each hypercolumn pulled to its nearest style hypercolumn",
             "losses:nnst_loss",
@@ -148,25 +150,16 @@ STYLE_LOSSES: dict[str, StyleLossInfo] = {
 }
 
 
-@dataclass(frozen=True)
-class ContentLossInfo(Entry):
-    """How the output is held to the photo. ``weight`` multiplies ``content_weight`` so that the
-    default balance holds when switching (measured by ``benchmarks/calibrate.py``)."""
-
-    source: str = ""
-    weight: float = 1.0
-
-
-CONTENT_LOSSES: dict[str, ContentLossInfo] = {
+CONTENT_LOSSES: dict[str, LossInfo] = {
     info.name: info
     for info in (
-        ContentLossInfo(
+        LossInfo(
             "mse",
             "mean squared error of the features: the photo's features, exactly",
             "objective:FeatureContent",
             source="Gatys et al. 2016",
         ),
-        ContentLossInfo(
+        LossInfo(
             "self-similarity",
             "the features' self-similarity: the layout, with colours and textures free",
             "objective:SelfSimilarityContent",
