@@ -137,14 +137,12 @@ def test_channels_last_and_bfloat16_give_the_float32_objective(
     assert losses["plain"] > 0
 
 
-def test_auto_precision_is_bfloat16_only_where_the_hardware_has_it(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_auto_precision_is_float32_on_the_cpu_and_bfloat16_only_on_request() -> None:
     from estilo.core import stylize as loop
 
+    # The CPU default is float32 even where oneDNN has bfloat16 kernels: the yardstick saw the
+    # picture change in bfloat16 there (estilo.core.stylize.autocast_dtype).
     cpu = torch.device("cpu")
-    for native, expected in ((True, torch.bfloat16), (False, None)):
-        monkeypatch.setattr(loop, "_native_cpu_bfloat16", lambda native=native: native)
-        assert loop.autocast_dtype(resolve(), cpu) is expected
-        assert loop.autocast_dtype(resolve(precision="float32"), cpu) is None
-        assert loop.autocast_dtype(resolve(precision="bfloat16"), cpu) is torch.bfloat16
+    assert loop.autocast_dtype(resolve(), cpu) is None
+    assert loop.autocast_dtype(resolve(precision="float32"), cpu) is None
+    assert loop.autocast_dtype(resolve(precision="bfloat16"), cpu) is torch.bfloat16

@@ -106,7 +106,7 @@ class StyleConfig:
     precision: str = _opt(
         "auto",
         "VGG19 arithmetic: float32, or bfloat16 autocast with the losses in float32 "
-        "(auto: bfloat16 where the hardware has it: CUDA, or a CPU with AVX512-BF16/AMX)",
+        "(auto: bfloat16 on a CUDA GPU that has it, float32 elsewhere)",
         choices=PRECISIONS,
     )
     recompute: str = _opt(
