@@ -66,13 +66,15 @@ VARIANTS: dict[str, dict[str, Any]] = {
 GROUPS = {"main": ["pastiche", "default", "float32"], "losses": [f"loss:{n}" for n in STYLE_LOSSES]}
 
 
-def run_variant(name: str, content: Path, style: Path, size: int) -> tuple[torch.Tensor, float]:
-    """The picture (3, H, W) and its seconds, for one variant."""
+def run_variant(
+    name: str, content: Path, style: Path, size: int
+) -> tuple[torch.Tensor, float, int]:
+    """The picture (3, H, W), its seconds and its iterations, for one variant."""
     if name == "pastiche":
-        return pastiche_run(content, style, size, PASTICHE_STEPS)
+        return (*pastiche_run(content, style, size, PASTICHE_STEPS), PASTICHE_STEPS)
     overrides = VARIANTS["default" if name == "loss:gram" else name]
     result = stylize(content, style, size=size, log_every=0, **overrides)
-    return result.image, result.seconds
+    return result.image, result.seconds, len(result.history)
 
 
 def records_for(
@@ -91,7 +93,7 @@ def records_for(
         for variant in variants:
             key = (pair, variant, args.size)
             if key not in done:
-                image, seconds = run_variant(variant, content, style, args.size)
+                image, seconds, iterations = run_variant(variant, content, style, args.size)
                 path = args.work / f"{pair}_{variant.replace(':', '-')}_{args.size}.png"
                 save_image(image, path)
                 config = resolve(size=args.size)
@@ -104,6 +106,7 @@ def records_for(
                     "variant": variant,
                     "size": args.size,
                     "seconds": seconds,
+                    "iterations": iterations,
                     "image": path.name,
                     **scores,
                 }
@@ -127,12 +130,17 @@ def beats(ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, bool]:
 def table(records: list[dict[str, Any]]) -> list[str]:
     keys = list(FIELDS)
     lines = [
-        "| pair | variant | seconds | " + " | ".join(FIELDS[k][0] for k in keys) + " |",
-        "|---|---|---|" + "---|" * len(keys),
+        "| pair | variant | seconds | iterations | "
+        + " | ".join(FIELDS[k][0] for k in keys)
+        + " |",
+        "|---|---|---|---|" + "---|" * len(keys),
     ]
     for r in records:
         cells = " | ".join(f"{r[k]:.3f}" for k in keys)
-        lines.append(f"| {r['pair']} | {r['variant']} | {r['seconds']:.0f} | {cells} |")
+        iterations = r.get("iterations", "?")  # records from before iterations were kept
+        lines.append(
+            f"| {r['pair']} | {r['variant']} | {r['seconds']:.0f} | {iterations} | {cells} |"
+        )
     return lines
 
 
