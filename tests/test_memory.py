@@ -146,3 +146,38 @@ def test_auto_precision_is_float32_on_the_cpu_and_bfloat16_only_on_request() -> 
     assert loop.autocast_dtype(resolve(), cpu) is None
     assert loop.autocast_dtype(resolve(precision="float32"), cpu) is None
     assert loop.autocast_dtype(resolve(precision="bfloat16"), cpu) is torch.bfloat16
+
+
+GIB = memory.GIB
+
+
+def fake_system(monkeypatch: pytest.MonkeyPatch, available: int, cgroup: int | None) -> None:
+    monkeypatch.setattr(
+        memory.psutil, "virtual_memory", lambda: type("Memory", (), {"available": available})
+    )
+    monkeypatch.setattr(memory, "_cgroup_room", lambda: cgroup)
+
+
+def test_cpu_room_is_the_systems_available_memory_within_a_cgroup_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake_system(monkeypatch, 5 * GIB, None)  # psutil, on any OS: no /proc needed
+    assert memory.free_bytes(torch.device("cpu")) == 5 * GIB
+    fake_system(monkeypatch, 5 * GIB, 3 * GIB)  # a container allowed less than the machine has
+    assert memory.free_bytes(torch.device("cpu")) == 3 * GIB
+
+
+def test_mps_room_is_metals_working_set_less_what_the_driver_holds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(torch.mps, "recommended_max_memory", lambda: 12 * GIB)
+    monkeypatch.setattr(torch.mps, "driver_allocated_memory", lambda: 2 * GIB)
+    fake_system(monkeypatch, 64 * GIB, None)
+    mps = torch.device("mps")
+    assert memory.free_bytes(mps) == 10 * GIB
+    fake_system(monkeypatch, 6 * GIB, None)  # unified memory: other programs hold the rest
+    assert memory.free_bytes(mps) == 6 * GIB
+    # The plan uses it: a 4096 px run on a 6 GiB Mac is refused before it starts.
+    with pytest.raises(ConfigError, match=r"GiB is free on mps; try --size \d+"):
+        memory.plan(resolve(size=4096), (4096, 4096), [(4096, 4096)], mps, autocast=False)
+    assert memory.plan(resolve(size=512), (512, 512), [(512, 512)], mps, autocast=False).free

