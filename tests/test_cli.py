@@ -169,10 +169,17 @@ def test_paper_preset_is_exactly_the_paper() -> None:
     assert config.content_layers == ("relu5_2",)  # Keras block5_conv2 (ReLU built in)
     assert (config.content_weight, config.style_weight, config.tv_weight) == (1e-2, 1e-2, 0.0)
     assert config.log_every == 100 and config.layer_weighting == "equal"
-    assert (config.adam_beta1, config.adam_beta2, config.adam_eps) == (0.99, 0.999, 0.1)
+    # The paper names no Adam constants and ran on Keras: Keras's defaults.
+    assert (config.adam_beta1, config.adam_beta2, config.adam_eps) == (0.9, 0.999, 1e-7)
     assert config.pooling == "max" and config.style_loss == "gram"
     assert config.precision == "float32"  # Keras's arithmetic, not the default's bfloat16
-    assert set(PRESETS) == {"default", "paper"}
+    assert set(PRESETS) == {"default", "paper", "paper-tf-tutorial"}
+
+
+def test_the_tf_tutorial_reading_differs_from_the_paper_only_in_adams_constants() -> None:
+    paper, tutorial = resolve("paper").to_dict(), resolve("paper-tf-tutorial").to_dict()
+    changed = {name: tutorial[name] for name in paper if paper[name] != tutorial[name]}
+    assert changed == {"adam_beta1": 0.99, "adam_eps": 0.1}
 
 
 def test_any_flag_overrides_a_preset() -> None:
