@@ -207,7 +207,7 @@ def test_paper_command_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 
 def test_cli_experiment_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["experiment", str(tmp_path / "none.toml"), "-o", str(tmp_path)]) == 2
+    assert cli.main(["experiment", "run", str(tmp_path / "none.toml"), "-o", str(tmp_path)]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert cli.main(["experiment", "report", str(tmp_path)]) == 2
     assert "holds no experiment" in capsys.readouterr().err

@@ -20,16 +20,15 @@ def run(content: torch.Tensor, style: torch.Tensor, weights: Weights, **override
 
 
 @pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
-def test_each_optimizer_lowers_the_loss(
+def test_each_optimizers_default_lr_lowers_the_loss(
     optimizer: str, content: torch.Tensor, style: torch.Tensor, weights: Weights
 ) -> None:
-    # Start from noise so the content term has something to lower, too. SGD's step is not
-    # scale-free: its rate must match the loss scale of this pair; Adadelta's is Zeiler's 1.
-    lr = {"sgd": 1e-8, "adadelta": 1.0}.get(optimizer)
-    result = run(content, style, weights, optimizer=optimizer, iterations=20, init="noise", lr=lr)
+    # The default preset as a user runs it, with each optimiser's own learning rate (no --lr).
+    # Measured ratios of last to first loss: 0.15 (sgd, lbfgs) to 0.81 (adadelta).
+    result = run(content, style, weights, optimizer=optimizer, iterations=12)
     losses = [record.loss for record in result.history]
-    assert result.status == "completed" and len(losses) == 20
-    assert min(losses[1:]) < 0.9 * losses[0], losses
+    assert result.status == "completed" and len(losses) == 12
+    assert losses[-1] < 0.9 * losses[0], losses
     assert result.image.shape == (1, 3, 48, 64)
     assert result.image.min() >= 0 and result.image.max() <= 1
 
