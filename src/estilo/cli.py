@@ -24,6 +24,7 @@ from typing import Any, TextIO
 from . import __version__
 from .core.config import FIELDS, PRESETS, StyleConfig, resolve
 from .errors import EstiloError
+from .formats import DEFAULT_QUALITY, WRITE_FORMATS
 from .image.samples import DEMO_CONTENT, DEMO_STYLE
 from .web.limits import Limits
 
@@ -117,7 +118,13 @@ def _add_run_flags(parser: argparse.ArgumentParser, output_default: str | None) 
         "--output",
         required=output_default is None,
         default=output_default,
-        help="output image (.png .jpg .webp .tif .bmp)",
+        help=f"output image ({' '.join(WRITE_FORMATS)}); a PNG carries the settings",
+    )
+    parser.add_argument(
+        "--quality",
+        type=int,
+        metavar="1-100",
+        help=f"JPEG, WebP and AVIF quality (default: {DEFAULT_QUALITY}; WebP 100: lossless)",
     )
     parser.add_argument(
         "--history",
@@ -287,6 +294,7 @@ def stylize_command(args: argparse.Namespace, received: list[int] | None = None)
         list(weights),
         Path(args.mask) if args.mask else None,
         notify=lambda notice: print(f"estilo: {notice}", file=sys.stderr),
+        quality=args.quality,
     )
     progress.close()
     saved = f"best image (iteration {result.best_iteration}) saved to {output}"

@@ -30,6 +30,7 @@ from .core.stylize import Checkpoint, Iterate, LossRecord, Result, resized, scal
 from .core.stylize import stylize as optimise
 from .core.vgg import VGG19Features, Weights, load_weights
 from .errors import ImageError
+from .formats import check_quality
 from .image import color
 from .image.io import LoadedImage, atomic_write, load_image, output_format, save_image, to_pil
 
@@ -54,8 +55,13 @@ class Stylized:
     def to_pil(self) -> Image.Image:
         return to_pil(self.image, self.alpha)
 
-    def save(self, path: str | Path) -> Path:
-        return save_image(self.image, path, self.alpha)
+    def save(self, path: str | Path, quality: int | None = None) -> Path:
+        """Write the image atomically, in the format its extension names; a PNG carries the
+        configuration, which ``estilo stylize --config`` reads back. ``quality`` (1-100):
+        JPEG, WebP (100: lossless) and AVIF."""
+        return save_image(
+            self.image, path, self.alpha, quality=quality, settings=self.config.to_toml()
+        )
 
 
 @functools.lru_cache(maxsize=2)
@@ -241,14 +247,15 @@ def _recoloured(
     return recolour
 
 
-def check_output(output: Path, inputs: list[Path]) -> None:
-    """Fail before any compute if ``output`` cannot be written or would clobber an input."""
+def check_output(output: Path, inputs: list[Path], quality: int | None = None) -> None:
+    """Fail before any compute if ``output`` cannot be written, would clobber an input, or
+    cannot take ``quality``."""
     try:
         if output.is_dir():
             raise ImageError(f"output {str(output)!r} is a folder; give a file name")
     except OSError as exc:  # a name too long, a loop in its folder's path
         raise ImageError(f"output {str(output)!r}: {exc.strerror or exc}") from None
-    output_format(output)
+    check_quality(quality, output_format(output))
     folder = output.parent if str(output.parent) else Path(".")
     if not folder.is_dir():
         raise ImageError(f"output folder {str(folder)!r} does not exist")
@@ -269,14 +276,19 @@ def check_output(output: Path, inputs: list[Path]) -> None:
 
 
 def check_writes(
-    output: Path, inputs: Sequence[Path], config: StyleConfig, history: Path | None = None
+    output: Path,
+    inputs: Sequence[Path],
+    config: StyleConfig,
+    history: Path | None = None,
+    quality: int | None = None,
 ) -> None:
     """Fail before any compute if any file the run will write would replace an input: the
-    image, every ``--save-every`` snapshot the run can reach, and the history CSV.
+    image, every ``--save-every`` snapshot the run can reach, and the history CSV; or if the
+    output cannot take ``quality``.
 
     Files are replaced by renaming over their directory entry, so what matters is the entry:
     an input reached through a symlink counts as the entry the link resolves to."""
-    check_output(output, list(inputs))
+    check_output(output, list(inputs), quality)
     sources = {_entry(path): path for path in inputs}
     if history is not None and _entry(history) in sources:
         raise ImageError(f"history {str(history)!r} is one of the inputs; refusing to overwrite")
@@ -337,15 +349,17 @@ def run(
     style_weights: Sequence[float] | None = None,
     mask: Path | None = None,
     notify: Callable[[str], None] | None = None,
+    quality: int | None = None,
 ) -> Stylized:
     """The CLI's job: check outputs, stylize, save snapshots, the image and the history.
 
-    The best image is saved however the run ends (completed, stopped, diverged, interrupted).
+    The best image is saved however the run ends (completed, stopped, diverged, interrupted);
+    snapshots and image are saved with ``quality`` and, as PNGs, with the configuration.
     """
     inputs = [content, *styles, *([mask] if mask else [])]
     if config.init not in INIT_MODES:
         inputs.append(Path(config.init))
-    check_writes(output, inputs, config, history)
+    check_writes(output, inputs, config, history, quality)
     if history is not None:
         if history.suffix.lower() != ".csv":
             raise ImageError(f"history {str(history)!r} must be a .csv file")
@@ -355,7 +369,8 @@ def run(
 
     def on_iterate(step: Iterate) -> bool | None:
         if config.save_every and step.iteration % config.save_every == 0:
-            save_image(step.image, snapshot_path(output, step.iteration))
+            path = snapshot_path(output, step.iteration)
+            save_image(step.image, path, quality=quality, settings=config.to_toml())
         return callback(step) if callback is not None else None
 
     result = stylize(
@@ -367,7 +382,7 @@ def run(
         mask=mask,
         notify=notify,
     )
-    result.save(output)
+    result.save(output, quality)
     if history is not None:
         try:
             write_history(history, result.history)
