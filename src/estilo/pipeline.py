@@ -12,6 +12,7 @@ import csv
 import dataclasses
 import functools
 import io
+import logging
 import os
 import re
 import tempfile
@@ -20,13 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
 from .core.config import INIT_MODES, StyleConfig, resolve
-from .core.stylize import Checkpoint, Iterate, LossRecord, Result, resized, scale_sizes
+from .core.stylize import Checkpoint, Iterate, LossRecord, Result, Status, resized, scale_sizes
 from .core.stylize import stylize as optimise
 from .core.vgg import VGG19Features, Weights, load_weights
 from .errors import ImageError
@@ -34,19 +36,25 @@ from .formats import check_quality
 from .image import color
 from .image.io import LoadedImage, atomic_write, load_image, output_format, save_image, to_pil
 
-ImageSource = str | Path | Image.Image | Tensor
+#: A path, a PIL image, a (3, H, W) or (1, 3, H, W) tensor (floats in [0, 1], or uint8) or an
+#: (H, W, 3) or (H, W, 4) numpy array (uint8, or floats in [0, 1]).
+ImageSource = str | Path | Image.Image | Tensor | np.ndarray
 HISTORY_COLUMNS = ("iteration", "seconds", "loss", "content", "style", "tv")
 
+log = logging.getLogger(__name__)
 
-@dataclass
+
+@dataclass(repr=False)
 class Stylized:
     """A finished run: the best image (3, H, W), the content's alpha if it had one, the loss
-    history, how the run ended and the configuration that produced it."""
+    history, how the run ended and the configuration that produced it.
+
+    In a notebook it shows as the picture (``_repr_png_``)."""
 
     image: Tensor
     alpha: Tensor | None
     history: list[LossRecord]
-    status: str
+    status: Status
     best_iteration: int
     seconds: float
     config: StyleConfig
@@ -62,6 +70,20 @@ class Stylized:
         return save_image(
             self.image, path, self.alpha, quality=quality, settings=self.config.to_toml()
         )
+
+    def __repr__(self) -> str:
+        height, width = self.image.shape[-2:]
+        loss = f", loss {self.history[-1].loss:.4g}" if self.history else ""
+        return (
+            f"<Stylized {width}x{height} {self.status} after {len(self.history)} of "
+            f"{self.planned} iterations (best: {self.best_iteration}){loss}, "
+            f"{self.seconds:.1f} s>"
+        )
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.to_pil().save(buffer, format="PNG")
+        return buffer.getvalue()
 
 
 @functools.lru_cache(maxsize=2)
@@ -86,13 +108,18 @@ def vgg_features(image: Tensor, layers: Sequence[str], weights: str = "") -> dic
 
 
 def read(source: ImageSource, config: StyleConfig, what: str) -> LoadedImage:
-    """Any accepted image source as a LoadedImage."""
+    """Any accepted image source (see :data:`ImageSource`) as a LoadedImage."""
     if isinstance(source, Tensor):
-        rgb = source.detach().float().squeeze(0) if source.dim() == 4 else source.detach().float()
+        rgb = source.detach().squeeze(0) if source.dim() == 4 else source.detach()
         if rgb.dim() != 3 or rgb.shape[0] != 3 or rgb.shape[-1] < 1 or rgb.shape[-2] < 1:
             raise ImageError(f"{what}: a tensor must have shape (3, H, W) or (1, 3, H, W)")
+        if rgb.dtype == torch.uint8:
+            return LoadedImage(rgb.float().cpu() / 255)
+        if not rgb.is_floating_point():
+            raise ImageError(f"{what}: a tensor must be uint8 or float, not {rgb.dtype}")
+        rgb = rgb.float()
         if not torch.isfinite(rgb).all() or rgb.min() < 0 or rgb.max() > 1:
-            raise ImageError(f"{what}: tensor values must be finite and in [0, 1]")
+            raise ImageError(f"{what}: float tensor values must be finite and in [0, 1]")
         return LoadedImage(rgb.cpu())
     return load_image(source, config.max_pixels, what)
 
@@ -160,12 +187,14 @@ def stylize(
     mask: ImageSource | None = None,
     resume: Checkpoint | None = None,
     notify: Callable[[str], None] | None = None,
+    progress: bool = False,
     **overrides: Any,
 ) -> Stylized:
     """Stylize ``content`` with one or more styles: the Python API.
 
     Args:
-        content: path, PIL image or (3, H, W) tensor in [0, 1]. Its alpha comes back.
+        content: a path, PIL image, (3, H, W) tensor (floats in [0, 1], or uint8) or
+            (H, W, 3) numpy array (uint8, or floats in [0, 1]). Its alpha comes back.
         style: one image source, or a list of them to blend.
         config: a StyleConfig (default: the ``default`` preset).
         callback: gets an :class:`Iterate` each iteration; return True to stop.
@@ -173,7 +202,9 @@ def stylize(
         mask: a greyscale (one style) or label (several styles) image the size of the content:
             where each style applies.
         resume: continue a single-scale run from ``Iterate.checkpoint()``.
-        notify: receives one-line notices before the run (e.g. a memory fallback).
+        notify: receives one-line notices before the run (e.g. a memory fallback); by
+            default they are logged as warnings by the ``estilo.pipeline`` logger.
+        progress: show a progress bar (tqdm: a widget in Jupyter, a line on a terminal).
         **overrides: any StyleConfig field, e.g. ``iterations=100``; ``preset="paper"`` too.
 
     Returns:
@@ -204,20 +235,30 @@ def stylize(
         styles = [color.match_luminance(s, content_rgb) for s in styles]
     if callback is not None and config.preserve_colors == "luminance":
         callback = _recoloured(callback, content_rgb)
-    result: Result = optimise(
-        color.luminance(content_rgb)[None]
-        if config.preserve_colors == "luminance"
-        else content_rgb[None],
-        [s[None] for s in styles],
-        config,
-        blend=style_weights,
-        masks=masks,
-        init=None if init is None else resize(init, size)[None],
-        callback=callback,
-        weights=cached_weights(config.weights),
-        resume=resume,
-        notify=notify,
-    )
+    bar = None
+    if progress:
+        from .progress import Progress
+
+        bar = Progress(config)
+        callback = _with_bar(bar, callback)
+    try:
+        result: Result = optimise(
+            color.luminance(content_rgb)[None]
+            if config.preserve_colors == "luminance"
+            else content_rgb[None],
+            [s[None] for s in styles],
+            config,
+            blend=style_weights,
+            masks=masks,
+            init=None if init is None else resize(init, size)[None],
+            callback=callback,
+            weights=cached_weights(config.weights),
+            resume=resume,
+            notify=notify or log.warning,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
     image = result.image[0].cpu()
     if config.preserve_colors == "luminance":
         image = color.restore_chroma(image, content_rgb)
@@ -232,6 +273,18 @@ def stylize(
         config,
         result.planned,
     )
+
+
+def _with_bar(
+    bar: Callable[[Iterate], None], callback: Callable[[Iterate], bool | None] | None
+) -> Callable[[Iterate], bool | None]:
+    """``callback`` with the progress bar drawn first."""
+
+    def both(step: Iterate) -> bool | None:
+        bar(step)
+        return callback(step) if callback is not None else None
+
+    return both
 
 
 def _recoloured(

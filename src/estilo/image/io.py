@@ -2,7 +2,7 @@
 
 Reading: any format Pillow knows (HEIC too, with the ``heic`` extra), EXIF orientation applied,
 embedded ICC profiles converted to sRGB, greyscale/palette/CMYK/16-bit converted to RGB floats in
-[0, 1], alpha kept apart. The pixel count is checked *before* decoding, which
+[0, 1], alpha kept apart; numpy arrays too. The pixel count is checked *before* decoding, which
 also stops decompression bombs.
 Writing: format from the extension, tagged with the sRGB profile, to a temporary file in the same
 folder, then an atomic rename, so an output is either complete or absent. PNGs can carry the
@@ -48,17 +48,18 @@ class LoadedImage:
 
 
 def load_image(
-    source: str | Path | Image.Image,
+    source: str | Path | Image.Image | np.ndarray,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     what: str = "image",
     *,
     shown: str | None = None,
     max_side: int | None = None,
 ) -> LoadedImage:
-    """Read an image file (or convert a PIL image).
+    """Read an image file (or convert a PIL image or a numpy array).
 
     Args:
-        source: a path or an open PIL image.
+        source: a path, an open PIL image, or an (H, W, 3) or (H, W, 4) array: uint8, or
+            floats in [0, 1].
         max_pixels: refuse images with more pixels than this.
         what: how to name the image in errors ("content image", ...).
         shown: the name errors give the file (default: its path); the web UI passes the
@@ -72,6 +73,8 @@ def load_image(
     """
     if isinstance(source, Image.Image):
         return _to_tensors(_normalise(source), what)
+    if isinstance(source, np.ndarray):
+        return from_array(source, what)
     path = Path(source)
     label = f"{what} {shown if shown is not None else str(path)!r}"
     # No image of max_pixels needs more bytes than 16-bit RGBA uncompressed plus metadata; a
@@ -101,6 +104,30 @@ def load_image(
                 if factor > 1:
                     image = image.reduce(factor)
             return _to_tensors(_normalise(image), label)
+
+
+def from_array(array: np.ndarray, what: str = "image") -> LoadedImage:
+    """An (H, W, 3) RGB or (H, W, 4) RGBA array, uint8 or floats in [0, 1], as a LoadedImage.
+
+    Raises:
+        ImageError: another shape or dtype, or float values outside [0, 1].
+    """
+    if array.ndim != 3 or array.shape[2] not in (3, 4) or min(array.shape[:2]) < 1:
+        raise ImageError(
+            f"{what}: an array must have shape (H, W, 3) or (H, W, 4), not {array.shape}"
+        )
+    if array.dtype == np.uint8:
+        values = torch.from_numpy(array.astype(np.float32) / 255.0)
+    elif np.issubdtype(array.dtype, np.floating):
+        values = torch.from_numpy(array.astype(np.float32))
+        if not torch.isfinite(values).all() or values.min() < 0 or values.max() > 1:
+            raise ImageError(f"{what}: float array values must be finite and in [0, 1]")
+    else:
+        raise ImageError(f"{what}: an array must be uint8 or float, not {array.dtype}")
+    tensor = values.permute(2, 0, 1).contiguous()
+    if tensor.shape[0] == 4:
+        return LoadedImage(tensor[:3].contiguous(), tensor[3:].contiguous())
+    return LoadedImage(tensor)
 
 
 def _is_heic(head: bytes) -> bool:
