@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import ast
+import io
+import logging
+import pydoc
+import typing
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -12,6 +17,7 @@ from PIL import Image
 import estilo
 from estilo.core.registry import OPTIMIZERS, STYLE_LOSSES
 from estilo.errors import ConfigError, ImageError
+from estilo.pipeline import read
 
 from .conftest import synthetic_content, synthetic_style
 
@@ -26,6 +32,7 @@ def test_public_api_is_pinned() -> None:
         "ImageError",
         "Iterate",
         "LossRecord",
+        "Status",
         "StyleConfig",
         "Stylized",
         "__version__",
@@ -36,6 +43,89 @@ def test_public_api_is_pinned() -> None:
     }
     for name in estilo.__all__:
         assert getattr(estilo, name) is not None
+
+
+def test_dir_and_help_show_the_lazy_names() -> None:
+    assert {"stylize", "Stylized", "Iterate", "load_image"} <= set(dir(estilo))
+    page = pydoc.render_doc(estilo, renderer=pydoc.plaintext)
+    assert "stylize(" in page and "class Stylized" in page
+
+
+def test_statuses_are_a_literal_type() -> None:
+    assert set(typing.get_args(estilo.Status)) == {
+        "completed",
+        "stopped",
+        "diverged",
+        "interrupted",
+    }
+    hints = typing.get_type_hints(estilo.Stylized)
+    assert hints["status"] == estilo.Status
+
+
+def test_numpy_arrays_and_uint8_tensors_read_as_the_same_image() -> None:
+    config = estilo.resolve()
+    floats = synthetic_content()
+    as_uint8 = floats.mul(255).round().to(torch.uint8)
+    expected = as_uint8.float() / 255
+    hwc = as_uint8.permute(1, 2, 0).numpy()
+    for source in (as_uint8, hwc, hwc.astype(np.float64) / 255, hwc.astype(np.float32) / 255):
+        loaded = read(source, config, "content image")
+        assert torch.allclose(loaded.rgb, expected, atol=1e-6), type(source)
+        assert loaded.alpha is None
+    rgba = np.concatenate([hwc, np.full((*hwc.shape[:2], 1), 128, np.uint8)], axis=2)
+    alpha = read(rgba, config, "content image").alpha
+    assert alpha is not None and alpha.shape == (1, *hwc.shape[:2])
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        (np.zeros((8, 8, 2), np.uint8), r"shape \(H, W, 3\) or \(H, W, 4\), not \(8, 8, 2\)"),
+        (np.zeros((3, 8, 8), np.uint8), r"shape \(H, W, 3\)"),
+        (np.zeros((8, 8, 3), np.int32), "uint8 or float, not int32"),
+        (np.full((8, 8, 3), 255.0), r"float array values must be finite and in \[0, 1\]"),
+        (np.full((8, 8, 3), np.nan, np.float32), "finite"),
+        (torch.zeros(3, 8, 8, dtype=torch.int64), "uint8 or float, not torch.int64"),
+        (torch.zeros(8, 8, 3, dtype=torch.uint8), r"shape \(3, H, W\)"),
+    ],
+    ids=[
+        "two-channels",
+        "channels-first",
+        "int32",
+        "float-255",
+        "nan",
+        "int64-tensor",
+        "hwc-tensor",
+    ],
+)
+def test_wrong_arrays_are_one_line_errors(source: object, message: str) -> None:
+    with pytest.raises(ImageError, match=message) as caught:
+        estilo.stylize(source, synthetic_style(), size=32, iterations=1)  # type: ignore[arg-type]
+    assert "content image" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_result_has_a_short_repr_and_shows_as_a_png(capsys: pytest.CaptureFixture[str]) -> None:
+    pixels = synthetic_content().permute(1, 2, 0).numpy()  # (H, W, 3) floats
+    result = estilo.stylize(pixels, synthetic_style(), size=32, iterations=3, progress=True)
+    text = repr(result)
+    assert len(text) < 120 and "32x24" in text and "completed" in text, text
+    with Image.open(io.BytesIO(result._repr_png_())) as shown:
+        assert shown.format == "PNG" and shown.size == (32, 24)
+    bar = capsys.readouterr().err
+    assert "3/3" in bar and "loss" in bar and ("it/s" in bar or "s/it" in bar), bar
+
+
+def test_notices_are_logged_when_no_one_listens(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from estilo.core import memory
+
+    config = estilo.resolve(size=32, iterations=1, device="cpu")
+    needed = memory.estimate(config, (24, 32), [(32, 32)], autocast=False, recompute=False)
+    monkeypatch.setattr(memory, "free_bytes", lambda device: needed - 1)  # recomputing fits
+    with caplog.at_level(logging.WARNING, logger="estilo"):
+        estilo.stylize(synthetic_content(), synthetic_style(), config)
+    assert any("recomputing activations" in record.getMessage() for record in caplog.records)
 
 
 def test_stylize_accepts_tensors_pil_and_paths(tmp_path: Path) -> None:
@@ -100,7 +190,7 @@ def test_init_from_an_image_file(tmp_path: Path) -> None:
 def test_api_errors_are_estilo_errors() -> None:
     with pytest.raises(ConfigError, match="unknown option 'sise'"):
         estilo.stylize(synthetic_content(), synthetic_style(), sise=10)
-    with pytest.raises(ImageError, match=r"values must be finite and in \[0, 1\]"):
+    with pytest.raises(ImageError, match=r"tensor values must be finite and in \[0, 1\]"):
         estilo.stylize(synthetic_content() * 2, synthetic_style())
     with pytest.raises(ImageError, match="shape"):
         estilo.stylize(torch.rand(4, 8, 8), synthetic_style())
@@ -145,6 +235,8 @@ def imports_of(path: Path) -> set[str]:
         ("core", ("PIL", "argparse", "estilo.image", "estilo.pipeline", "estilo.cli")),
         ("image", ("estilo.core", "estilo.pipeline", "estilo.cli", "argparse")),
         ("pipeline.py", ("estilo.cli", "estilo.experiments", "argparse")),
+        ("progress.py", ("estilo.cli", "estilo.experiments", "estilo.web", "torch", "PIL")),
+        ("formats.py", ("estilo.core", "estilo.image", "estilo.pipeline", "torch", "PIL")),
         ("quality", ("estilo.cli", "estilo.experiments", "estilo.web", "argparse")),
         ("experiments", ("estilo.cli", "estilo.web", "argparse")),
     ],

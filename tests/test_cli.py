@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import logging
 import os
 import re
 import signal
@@ -440,6 +441,14 @@ def test_ctrl_c_saves_best_image_and_exits_130(
     assert process.returncode == 130, err
     assert "interrupted; best image" in err and "Traceback" not in err
     assert image_size(out) == (48, 36)
+
+
+def test_logged_warnings_are_one_line_notices(capsys: pytest.CaptureFixture[str]) -> None:
+    cli.show_notices()
+    cli.show_notices()  # idempotent: one handler, one line per notice
+    logging.getLogger("estilo.pipeline").warning("memory: about %d GiB needed", 3)
+    logging.getLogger("estilo.pipeline").info("not for the terminal")
+    assert capsys.readouterr().err == "estilo: warning: memory: about 3 GiB needed\n"
 
 
 def test_help_does_not_import_torch() -> None:

@@ -212,7 +212,7 @@ def test_a_real_run_saves_the_image_and_a_config_the_cli_reads(
     # Private to the server's account: 0600 files in a 0700 folder.
     assert image.stat().st_mode & 0o777 == 0o600 and settings.stat().st_mode & 0o777 == 0o600
     assert image.parent.stat().st_mode & 0o777 == 0o700
-    assert resolve(file=settings) == request.config
+    assert resolve(file=settings) == request.config == resolve(file=image)
     snap = queue.snapshot(ticket)
     assert snap.iteration == 3 and len(snap.losses) == 3
     assert status_text(snap).startswith("Done in")

@@ -26,7 +26,8 @@ from typing import Any, TextIO
 
 from . import __version__, completion
 from .core.config import FIELDS, GROUPS, PRESETS, StyleConfig, resolve
-from .errors import EstiloError
+from .errors import EstiloError, show_notices
+from .formats import DEFAULT_QUALITY, WRITE_FORMATS
 from .image.samples import DEMO_CONTENT, DEMO_STYLE
 from .web.limits import Limits
 
@@ -162,8 +163,14 @@ def _add_run_flags(parser: argparse.ArgumentParser, output: str) -> None:
         "-o",
         "--output",
         metavar="PATH",
-        help=f"output image: .png .jpg .webp .tif or .bmp (default: {output}, or "
-        "-2, -3... added to its name if that file exists)",
+        help=f"output image ({' '.join(WRITE_FORMATS)}; a PNG carries the settings) "
+        f"(default: {output}, or -2, -3... added to its name if that file exists)",
+    )
+    writes.add_argument(
+        "--quality",
+        type=int,
+        metavar="1-100",
+        help=f"JPEG, WebP and AVIF quality (default: {DEFAULT_QUALITY}; WebP 100: lossless)",
     )
     writes.add_argument(
         "--history",
@@ -411,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    show_notices()
     try:
         with stop_signals() as received:
             parser = build_parser()
@@ -460,6 +468,7 @@ def stylize_command(args: argparse.Namespace, received: list[int] | None = None)
         sys.stdout.write(config.to_toml())
         return 0
     from .pipeline import run  # torch loads here, after the arguments are known to be good
+    from .progress import Progress
 
     if args.output:
         output = Path(args.output)
@@ -467,7 +476,12 @@ def stylize_command(args: argparse.Namespace, received: list[int] | None = None)
         output = unused_name("estilo-demo")
     else:
         output = unused_name("-".join(path.stem for path in (Path(args.content), *styles)))
-    progress = Progress(config, quiet=args.quiet)
+    progress = Progress(
+        config,
+        bar=not args.quiet and sys.stderr.isatty(),
+        log_every=0 if args.quiet else config.log_every,
+        out=sys.stdout,
+    )
     result = run(
         Path(args.content),
         list(styles),
@@ -477,7 +491,7 @@ def stylize_command(args: argparse.Namespace, received: list[int] | None = None)
         Path(args.history) if args.history else None,
         list(weights),
         Path(args.mask) if args.mask else None,
-        notify=lambda notice: print(f"estilo: {notice}", file=sys.stderr),
+        quality=args.quality,
     )
     progress.close()
     saved = f"best image (iteration {result.best_iteration}) saved to {output}"
@@ -630,51 +644,6 @@ def check_port(host: str, port: int) -> None:
             probe.bind(address)
         except OSError as exc:
             raise EstiloError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-
-
-class Progress:
-    """Prints ``iteration N loss L content C style S`` every LOG_EVERY iterations and, on a
-    terminal, keeps a one-line progress bar with ETA and the live loss on stderr."""
-
-    def __init__(self, config: StyleConfig, quiet: bool) -> None:
-        self.every = 0 if quiet else config.log_every
-        self.out, self.bar = sys.stdout, sys.stderr
-        self.live = not quiet and self.bar.isatty()
-        self.drawn = False
-
-    def __call__(self, step: Any) -> None:
-        if self.every and step.iteration % self.every == 0:
-            self._clear()
-            print(
-                f"iteration {step.iteration} loss {step.loss:.6g} content {step.content:.6g} "
-                f"style {step.style:.6g}",
-                file=self.out,
-                flush=True,
-            )
-        if self.live:
-            done = step.iteration / step.total
-            eta = step.seconds / done - step.seconds
-            filled = int(30 * done)
-            self.bar.write(
-                f"\r[{'#' * filled}{'.' * (30 - filled)}] {step.iteration}/{step.total}"
-                f" loss {step.loss:.4g} eta {_clock(eta)} "
-            )
-            self.bar.flush()
-            self.drawn = True
-
-    def _clear(self) -> None:
-        if self.drawn:
-            self.bar.write("\r\x1b[K")
-            self.drawn = False
-
-    def close(self) -> None:
-        self._clear()
-        self.bar.flush()
-
-
-def _clock(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes}:{secs:02d}"
 
 
 def info(out: TextIO) -> int:

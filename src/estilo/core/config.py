@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..files import read_regular
+from ..files import open_regular, read_regular
+from ..formats import read_settings
 from .layers import canonical_layer
 from .registry import CONTENT_LOSSES, OPTIMIZERS, STYLE_LOSSES, lookup
 
@@ -305,14 +306,23 @@ def resolve(
 
 
 def load_file(path: str | Path) -> dict[str, Any]:
-    """Read a TOML or JSON configuration file into a dict (unchecked)."""
+    """Read a TOML or JSON configuration file, or the settings stored in a PNG that estilo
+    wrote, into a dict (unchecked)."""
     path = Path(path)
     label = f"config file {str(path)!r}"
-    data = read_regular(path, CONFIG_BYTES, label, ConfigError)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{label} is not UTF-8 text (byte {exc.start})") from None
+    if path.suffix.lower() == ".png":
+        # Only the chunks before the pixels are read, so the image's size does not matter.
+        with open_regular(path, sys.maxsize, label, ConfigError) as handle:
+            try:
+                text = read_settings(handle, CONFIG_BYTES, label)
+            except OSError as exc:
+                raise ConfigError(f"{label}: cannot read ({exc.strerror or exc})") from None
+    else:
+        data = read_regular(path, CONFIG_BYTES, label, ConfigError)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{label} is not UTF-8 text (byte {exc.start})") from None
     try:
         data = json.loads(text) if path.suffix.lower() == ".json" else _toml_loads(text)
     except ValueError as exc:

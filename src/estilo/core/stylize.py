@@ -16,7 +16,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -124,6 +124,11 @@ class Iterate(LossRecord):
 #: A callback may return True to stop the run early (the best image so far is kept).
 Callback = Callable[[Iterate], bool | None]
 
+#: How a run ended: ``completed`` (every iteration ran, or the tolerance ended it early),
+#: ``stopped`` (by the callback), ``diverged`` (the loss became NaN or infinite) or
+#: ``interrupted`` (KeyboardInterrupt). Whatever the status, the best image is kept.
+Status = Literal["completed", "stopped", "diverged", "interrupted"]
+
 
 @dataclass
 class Result:
@@ -132,14 +137,12 @@ class Result:
 
     ``best_iteration`` counts the steps taken to reach it (0: the initial image).
     ``planned`` is the most iterations the scales could take (:func:`planned_iterations`),
-    more than ``len(history)`` after an early stop.
-    ``status`` is ``completed``, ``stopped`` (by the callback), ``diverged`` (the loss became
-    NaN or infinite) or ``interrupted`` (KeyboardInterrupt).
+    more than ``len(history)`` after an early stop. ``status``: see :data:`Status`.
     """
 
     image: Tensor
     history: list[LossRecord]
-    status: str
+    status: Status
     best_iteration: int
     seconds: float
     planned: int  # more than len(history) when --tolerance stopped early
@@ -416,7 +419,7 @@ class _Run:
         self.info = lookup(OPTIMIZERS, config.optimizer, "optimizer")
         self.resume = resume
         self.history: list[LossRecord] = list(resume.history) if resume else []
-        self.status = "completed"
+        self.status: Status = "completed"
         self.best_iteration = 0
         self.adam_state: dict[str, Tensor] = {}
 

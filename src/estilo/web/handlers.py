@@ -121,10 +121,13 @@ def run_ticket(ticket: Ticket) -> None:
     except EstiloError as exc:
         ticket.error = _without_paths(str(exc), request)
         return
-    image = save_image(result.image, request.folder / "estilo.png", result.alpha, PRIVATE)
+    text = config.to_toml()
+    # The PNG carries the settings too, so the picture alone can reproduce the run.
+    image = save_image(
+        result.image, request.folder / "estilo.png", result.alpha, PRIVATE, settings=text
+    )
     settings = request.folder / "estilo.toml"
-    text = config.to_toml().encode()
-    atomic_write(settings, lambda handle: handle.write(text), PRIVATE)
+    atomic_write(settings, lambda handle: handle.write(text.encode()), PRIVATE)
     ticket.outputs = [str(image), str(settings)]
     ticket.status = result.status
 
