@@ -29,9 +29,10 @@ from .core.config import INIT_MODES, StyleConfig, resolve
 from .core.stylize import Checkpoint, Iterate, LossRecord, Result, resized, scale_sizes
 from .core.stylize import stylize as optimise
 from .core.vgg import VGG19Features, Weights, load_weights
-from .errors import ImageError
+from .errors import EstiloError, ImageError
+from .files import atomic_write
 from .image import color
-from .image.io import LoadedImage, atomic_write, load_image, output_format, save_image, to_pil
+from .image.io import LoadedImage, load_image, output_format, save_image, to_pil
 
 ImageSource = str | Path | Image.Image | Tensor
 HISTORY_COLUMNS = ("iteration", "seconds", "loss", "content", "style", "tv")
@@ -371,6 +372,6 @@ def run(
     if history is not None:
         try:
             write_history(history, result.history)
-        except ImageError as exc:  # e.g. a full disk: the image is safe, say so
+        except EstiloError as exc:  # e.g. a full disk: the image is safe, say so
             raise ImageError(f"{exc}; the image was saved to {str(output)!r}") from None
     return result

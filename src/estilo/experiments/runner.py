@@ -30,8 +30,8 @@ from ..core.config import StyleConfig
 from ..core.memory import peak_resident
 from ..core.stylize import Checkpoint, Iterate, pick_device
 from ..errors import EstiloError
-from ..files import open_regular, read_regular
-from ..image.io import atomic_write, save_image
+from ..files import atomic_write, open_regular, read_regular
+from ..image.io import save_image
 from ..pipeline import (
     Stylized,
     read,
