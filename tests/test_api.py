@@ -156,6 +156,18 @@ def test_dependencies_point_one_way(layer: str, forbidden: tuple[str, ...]) -> N
             assert not module.startswith(forbidden), f"{path.name} imports {module}"
 
 
+#: What every floor may use of the core: names and options, no torch.
+VOCABULARY = ("estilo.core.config", "estilo.core.registry", "estilo.core.layers")
+
+
+@pytest.mark.parametrize("layer", ["web", "experiments", "quality"])
+def test_front_ends_reach_the_core_through_the_pipeline(layer: str) -> None:
+    for path in sorted((SRC / layer).rglob("*.py")):
+        for module in imports_of(path):
+            if module == "estilo.core" or module.startswith("estilo.core."):
+                assert module.startswith(VOCABULARY), f"{path.name} imports {module}"
+
+
 def test_core_never_prints() -> None:
     for path in (SRC / "core").rglob("*.py"):
         calls = [

@@ -17,7 +17,7 @@ from .core.config import PRESETS, StyleConfig, resolve
 from .errors import ConfigError, EstiloError, ImageError
 
 if TYPE_CHECKING:
-    from .core.stylize import Iterate, LossRecord
+    from .core.records import Iterate, LossRecord
     from .image.io import load_image, save_image
     from .pipeline import Stylized, stylize
 
@@ -39,8 +39,8 @@ __all__ = [
 ]
 
 _LAZY = {
-    "Iterate": "core.stylize",
-    "LossRecord": "core.stylize",
+    "Iterate": "core.records",
+    "LossRecord": "core.records",
     "load_image": "image.io",
     "save_image": "image.io",
     "Stylized": "pipeline",

@@ -487,7 +487,7 @@ def info(out: TextIO) -> int:
     import PIL
     import torch
 
-    from .core.stylize import autocast_dtype, pick_device
+    from .core.device import autocast_dtype, pick_device
     from .core.vgg import PROVENANCE, bundled_weights_path, file_sha256
 
     path = bundled_weights_path()

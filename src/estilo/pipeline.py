@@ -26,7 +26,15 @@ from PIL import Image
 from torch import Tensor
 
 from .core.config import INIT_MODES, StyleConfig, resolve
-from .core.stylize import Checkpoint, Iterate, LossRecord, Result, resized, scale_sizes
+
+# Re-exported (``as``): the front ends, web and experiments, reach the core through this module.
+from .core.device import pick_device as pick_device
+from .core.inputs import RunInputs
+from .core.memory import peak_resident as peak_resident
+from .core.pyramid import resized, scale_sizes
+from .core.records import Checkpoint as Checkpoint
+from .core.records import Iterate as Iterate
+from .core.records import LossRecord, Result
 from .core.stylize import stylize as optimise
 from .core.vgg import VGG19Features, Weights, load_weights
 from .errors import EstiloError, ImageError
@@ -199,15 +207,18 @@ def stylize(
         styles = [color.match_luminance(s, content_rgb) for s in styles]
     if callback is not None and config.preserve_colors == "luminance":
         callback = _recoloured(callback, content_rgb)
-    result: Result = optimise(
+    inputs = RunInputs.make(
         color.luminance(content_rgb)[None]
         if config.preserve_colors == "luminance"
         else content_rgb[None],
         [s[None] for s in styles],
+        style_weights,
+        masks,
+        None if init is None else resize(init, size)[None],
+    )
+    result: Result = optimise(
+        inputs,
         config,
-        blend=style_weights,
-        masks=masks,
-        init=None if init is None else resize(init, size)[None],
         callback=callback,
         weights=cached_weights(config.weights),
         resume=resume,

@@ -40,10 +40,15 @@ class OptimizerInfo(Entry):
     (Gatys et al.'s reference) optimised in; on [0, 1] that step is 255 times too long and the
     run never recovers (measured: loss x600 after 3 steps). First-order optimisers keep [0, 1],
     where the paper's learning rates are defined.
+
+    ``warm_start``: its state is per-pixel running averages (moments), which a new scale of the
+    pyramid takes over resized instead of starting cold (``optim.warm_start``). L-BFGS's
+    curvature pairs belong to one resolution, and plain SGD keeps no state.
     """
 
     default_lr: float = 0.01
     pixel_scale: float = 1.0
+    warm_start: bool = False
     #: Image-sized float32 buffers it holds (parameter and gradient included): its memory cost.
     buffers: int = 4
 
@@ -74,9 +79,21 @@ OPTIMIZERS: dict[str, OptimizerInfo] = {
     for info in (
         # default_lr: the paper's 0.01 for its four; 1 for L-BFGS, whose steps are
         # already scaled by its curvature estimate.
-        OptimizerInfo("adam", "Adam (Kingma & Ba 2015), the paper's choice", "optim:build_adam"),
-        OptimizerInfo("adamax", "Adamax, Adam under the infinity norm", "optim:build_adamax"),
-        OptimizerInfo("adadelta", "Adadelta (Zeiler 2012)", "optim:build_adadelta"),
+        OptimizerInfo(
+            "adam",
+            "Adam (Kingma & Ba 2015), the paper's choice",
+            "optim:build_adam",
+            warm_start=True,
+        ),
+        OptimizerInfo(
+            "adamax",
+            "Adamax, Adam under the infinity norm",
+            "optim:build_adamax",
+            warm_start=True,
+        ),
+        OptimizerInfo(
+            "adadelta", "Adadelta (Zeiler 2012)", "optim:build_adadelta", warm_start=True
+        ),
         OptimizerInfo("sgd", "plain gradient descent, no momentum", "optim:build_sgd", buffers=2),
         OptimizerInfo(
             "lbfgs",

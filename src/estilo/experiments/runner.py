@@ -27,13 +27,15 @@ from typing import Any
 import torch
 
 from ..core.config import StyleConfig
-from ..core.memory import peak_resident
-from ..core.stylize import Checkpoint, Iterate, pick_device
 from ..errors import EstiloError
 from ..files import atomic_write, open_regular, read_regular
 from ..image.io import save_image
 from ..pipeline import (
+    Checkpoint,
+    Iterate,
     Stylized,
+    peak_resident,
+    pick_device,
     read,
     resize,
     snapshot_path,
