@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,18 @@ def test_core_never_prints() -> None:
             if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "print"
         ]
         assert not calls, path.name
+
+
+def test_cited_sections_of_the_method_exist() -> None:
+    """Every ``docs/method.md §N`` the code, tests and README cite is a heading there (the code
+    once cited a document the repository did not have)."""
+    root = Path(__file__).parents[1]
+    method = (root / "docs" / "method.md").read_text()
+    headings = set(re.findall(r"^#+ (\d+(?:\.\d+)*)\.? ", method, re.MULTILINE))
+    files = [*SRC.rglob("*.py"), *(root / "tests").glob("*.py"), root / "README.md"]
+    cited = {
+        section
+        for path in files
+        for section in re.findall(r"docs/method\.md §(\d+(?:\.\d+)*)", path.read_text())
+    }
+    assert cited and cited <= headings, sorted(cited - headings)

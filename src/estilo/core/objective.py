@@ -30,7 +30,7 @@ from .vgg import VGG19Features
 
 def style_layer_weights(config: StyleConfig) -> list[float]:
     """Per-layer style weights summing to 1: explicit, equal, or Gatys et al.'s reference
-    ``1e3/N_l²`` rule (PytorchNeuralStyleTransfer, specs 1.5), which keeps the many-channel deep
+    ``1e3/N_l²`` rule (PytorchNeuralStyleTransfer; docs/method.md §2.2), which keeps the deep
     layers from drowning the shallow ones; its 1e3 lives in the default style weight."""
     if config.style_layer_weights:
         weights = list(config.style_layer_weights)
