@@ -179,6 +179,21 @@ def test_core_never_prints() -> None:
         assert not calls, path.name
 
 
+@pytest.mark.parametrize("layer", ["core", "image"])
+def test_core_and_image_errors_name_settings_not_flags(layer: str) -> None:
+    """The web UI shows these messages too: they name a setting (``size``), never a flag."""
+    for path in sorted((SRC / layer).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Raise) and node.exc is not None:
+                texts = [
+                    n.value
+                    for n in ast.walk(node.exc)
+                    if isinstance(n, ast.Constant) and isinstance(n.value, str)
+                ]
+                flags = [t for t in texts if re.search(r"--[a-z]", t)]
+                assert not flags, f"{path.name}:{node.lineno} names {flags}"
+
+
 def test_cited_sections_of_the_method_exist() -> None:
     """Every ``docs/method.md §N`` the code, tests and README cite is a heading there (the code
     once cited a document the repository did not have)."""

@@ -114,7 +114,9 @@ def test_a_run_that_cannot_fit_is_refused_before_it_starts(
     monkeypatch.setattr(memory, "free_bytes", lambda device: 2**20)
     config = resolve(**SMALL, iterations=2)
     called: list[object] = []
-    with pytest.raises(ConfigError, match=r"needs about .* GiB but 0\.0 GiB is free.*--size"):
+    with pytest.raises(
+        ConfigError, match=r"needs about .* GiB but 0\.0 GiB is free.*try size = \d+"
+    ):
         stylize(
             RunInputs.make(content[None], style[None]),
             config,

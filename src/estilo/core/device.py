@@ -17,7 +17,7 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if cuda else "mps" if mps else "cpu")
     if (name == "cuda" and not cuda) or (name == "mps" and not mps):
-        raise ConfigError(f"device {name!r} is not available on this machine (try --device cpu)")
+        raise ConfigError(f"device {name!r} is not available on this machine (try device = cpu)")
     return torch.device(name)
 
 

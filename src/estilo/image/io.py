@@ -86,7 +86,7 @@ def load_image(
             if width * height > max_pixels:
                 raise ImageError(
                     f"{label} has {width}x{height} = {width * height:,} pixels, over the limit "
-                    f"of {max_pixels:,} (raise it with --max-pixels)"
+                    f"of {max_pixels:,} (max_pixels)"
                 )
             if max_side:
                 # JPEG: decode at 1/2 .. 1/8 scale, never below twice the working size
