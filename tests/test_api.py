@@ -107,6 +107,34 @@ def test_api_errors_are_estilo_errors() -> None:
         estilo.stylize(torch.rand(4, 8, 8), synthetic_style())
 
 
+def test_options_are_converted_by_their_fields_real_types() -> None:
+    config = estilo.resolve(
+        size="64",
+        square="yes",
+        lr="0.5",
+        seed=7.0,
+        style_layers=["relu1_1 ", "relu2_1"],
+        style_layer_weights="3, 1",
+    )
+    assert (config.size, config.square, config.lr, config.seed) == (64, True, 0.5, 7)
+    assert config.style_layers == ("relu1_1", "relu2_1")
+    assert config.style_layer_weights == (3.0, 1.0)
+    assert estilo.resolve(lr=0.5).replace(lr=None).lr is None
+    for name, value, kind in (
+        ("size", 64.5, "int"),
+        ("square", "maybe", "bool"),
+        ("lr", "fast", "float | None"),
+        ("style_layer_weights", "1,x", "tuple[float, ...]"),
+    ):
+        with pytest.raises(
+            ConfigError, match=rf"option {name}: .* is not a valid {re.escape(kind)}$"
+        ):
+            estilo.resolve(**{name: value})
+    # Every field's type is one the conversion knows: each default converts to itself.
+    defaults = estilo.StyleConfig().to_dict()
+    assert estilo.resolve(**defaults).to_dict() == defaults
+
+
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
 def test_optimizer_registry_builds_optimizers(name: str) -> None:
     param = torch.zeros(3, requires_grad=True)
