@@ -61,8 +61,9 @@ def carried_state(
 def warm_start(optimizer: torch.optim.Optimizer, param: Tensor, state: dict[str, Tensor]) -> None:
     """Start ``optimizer`` at a new scale from ``state`` (:func:`carried_state`), its per-pixel
     entries resized to ``param`` (crowsonkb's ``scale_adam``, for every optimiser that keeps
-    moments). Bilinear weights are a convex combination, so second moments stay >= 0. The step
-    count comes along: the moments are warm, so Adam's bias correction does not start over."""
+    moments; docs/method.md §3.3). Bilinear weights are a convex combination, so second moments
+    stay >= 0. The step count comes along: the moments are warm, so Adam's bias correction does
+    not start over."""
     if not state:
         return
     size = (param.shape[-2], param.shape[-1])

@@ -1,5 +1,5 @@
-"""The coarse-to-fine pyramid (Gatys et al. 2017): the sizes a run optimises at, its iteration
-budget, and the resize between scales."""
+"""The coarse-to-fine pyramid (Gatys et al. 2017; docs/method.md §3.3): the sizes a run
+optimises at, its iteration budget, and the resize between scales."""
 
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ class OptimizerInfo(Entry):
     first step with length 1/|g|₁, which is only sensible on the 0-255 scale that Caffe-era code
     (Gatys et al.'s reference) optimised in; on [0, 1] that step is 255 times too long and the
     run never recovers (measured: loss x600 after 3 steps). First-order optimisers keep [0, 1],
-    where the paper's learning rates are defined.
+    where the paper's learning rates are defined (docs/method.md §3.1).
 
     ``warm_start``: its state is per-pixel running averages (moments), which a new scale of the
     pyramid takes over resized instead of starting cold (``optim.warm_start``). L-BFGS's

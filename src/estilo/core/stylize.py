@@ -6,7 +6,7 @@ then repeats: evaluate the loss, step the optimiser, clip the image to [0, 1] (a
 after every step), report an :class:`Iterate` to the callback. It keeps the image with the lowest
 loss seen, so a divergence (NaN), a Ctrl-C or a callback's stop never loses the best result.
 The records it reports live in ``records``, the device helpers in ``device``, the pyramid in
-``pyramid`` and its inputs in ``inputs``.
+``pyramid`` and its inputs in ``inputs``; docs/method.md §3 says where it departs from the papers.
 """
 
 from __future__ import annotations
