@@ -6,6 +6,7 @@ import ast
 import io
 import logging
 import pydoc
+import re
 import typing
 from pathlib import Path
 
@@ -196,6 +197,34 @@ def test_api_errors_are_estilo_errors() -> None:
         estilo.stylize(torch.rand(4, 8, 8), synthetic_style())
 
 
+def test_options_are_converted_by_their_fields_real_types() -> None:
+    config = estilo.resolve(
+        size="64",
+        square="yes",
+        lr="0.5",
+        seed=7.0,
+        style_layers=["relu1_1 ", "relu2_1"],
+        style_layer_weights="3, 1",
+    )
+    assert (config.size, config.square, config.lr, config.seed) == (64, True, 0.5, 7)
+    assert config.style_layers == ("relu1_1", "relu2_1")
+    assert config.style_layer_weights == (3.0, 1.0)
+    assert estilo.resolve(lr=0.5).replace(lr=None).lr is None
+    for name, value, kind in (
+        ("size", 64.5, "int"),
+        ("square", "maybe", "bool"),
+        ("lr", "fast", "float | None"),
+        ("style_layer_weights", "1,x", "tuple[float, ...]"),
+    ):
+        with pytest.raises(
+            ConfigError, match=rf"option {name}: .* is not a valid {re.escape(kind)}$"
+        ):
+            estilo.resolve(**{name: value})
+    # Every field's type is one the conversion knows: each default converts to itself.
+    defaults = estilo.StyleConfig().to_dict()
+    assert estilo.resolve(**defaults).to_dict() == defaults
+
+
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
 def test_optimizer_registry_builds_optimizers(name: str) -> None:
     param = torch.zeros(3, requires_grad=True)
@@ -248,6 +277,18 @@ def test_dependencies_point_one_way(layer: str, forbidden: tuple[str, ...]) -> N
             assert not module.startswith(forbidden), f"{path.name} imports {module}"
 
 
+#: What every floor may use of the core: names and options, no torch.
+VOCABULARY = ("estilo.core.config", "estilo.core.registry", "estilo.core.layers")
+
+
+@pytest.mark.parametrize("layer", ["web", "experiments", "quality"])
+def test_front_ends_reach_the_core_through_the_pipeline(layer: str) -> None:
+    for path in sorted((SRC / layer).rglob("*.py")):
+        for module in imports_of(path):
+            if module == "estilo.core" or module.startswith("estilo.core."):
+                assert module.startswith(VOCABULARY), f"{path.name} imports {module}"
+
+
 def test_core_never_prints() -> None:
     for path in (SRC / "core").rglob("*.py"):
         calls = [
@@ -256,3 +297,33 @@ def test_core_never_prints() -> None:
             if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "print"
         ]
         assert not calls, path.name
+
+
+@pytest.mark.parametrize("layer", ["core", "image"])
+def test_core_and_image_errors_name_settings_not_flags(layer: str) -> None:
+    """The web UI shows these messages too: they name a setting (``size``), never a flag."""
+    for path in sorted((SRC / layer).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Raise) and node.exc is not None:
+                texts = [
+                    n.value
+                    for n in ast.walk(node.exc)
+                    if isinstance(n, ast.Constant) and isinstance(n.value, str)
+                ]
+                flags = [t for t in texts if re.search(r"--[a-z]", t)]
+                assert not flags, f"{path.name}:{node.lineno} names {flags}"
+
+
+def test_cited_sections_of_the_method_exist() -> None:
+    """Every ``docs/method.md §N`` the code, tests and README cite is a heading there (the code
+    once cited a document the repository did not have)."""
+    root = Path(__file__).parents[1]
+    method = (root / "docs" / "method.md").read_text()
+    headings = set(re.findall(r"^#+ (\d+(?:\.\d+)*)\.? ", method, re.MULTILINE))
+    files = [*SRC.rglob("*.py"), *(root / "tests").glob("*.py"), root / "README.md"]
+    cited = {
+        section
+        for path in files
+        for section in re.findall(r"docs/method\.md §(\d+(?:\.\d+)*)", path.read_text())
+    }
+    assert cited and cited <= headings, sorted(cited - headings)

@@ -18,7 +18,7 @@ import torch
 
 from estilo import cli
 from estilo.core.config import resolve
-from estilo.core.stylize import Iterate
+from estilo.core.records import Iterate
 from estilo.errors import ConfigError, EstiloError, ImageError
 from estilo.image.io import to_pil
 from estilo.web.handlers import (

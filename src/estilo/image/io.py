@@ -4,8 +4,8 @@ Reading: any format Pillow knows (HEIC too, with the ``heic`` extra), EXIF orien
 embedded ICC profiles converted to sRGB, greyscale/palette/CMYK/16-bit converted to RGB floats in
 [0, 1], alpha kept apart; numpy arrays too. The pixel count is checked *before* decoding, which
 also stops decompression bombs.
-Writing: format from the extension, tagged with the sRGB profile, to a temporary file in the same
-folder, then an atomic rename, so an output is either complete or absent. PNGs can carry the
+Writing: format from the extension, tagged with the sRGB profile, through
+``estilo.files.atomic_write``, so an output is either complete or absent. PNGs can carry the
 run's settings (see ``estilo.formats``).
 """
 
@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import glob
 import io
 import os
 import struct
-import tempfile
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,7 +28,7 @@ from PIL import Image, ImageCms, ImageOps, PngImagePlugin, UnidentifiedImageErro
 from torch import Tensor
 
 from ..errors import ImageError
-from ..files import open_regular
+from ..files import atomic_write, open_regular
 from ..formats import DEFAULT_QUALITY, SETTINGS_KEYWORD, WRITE_FORMATS, check_quality
 
 _ALPHA_FORMATS = {"PNG", "WEBP", "TIFF", "AVIF"}
@@ -92,7 +90,7 @@ def load_image(
             if width * height > max_pixels:
                 raise ImageError(
                     f"{label} has {width}x{height} = {width * height:,} pixels, over the limit "
-                    f"of {max_pixels:,} (raise it with --max-pixels)"
+                    f"of {max_pixels:,} (max_pixels)"
                 )
             if max_side:
                 # JPEG: decode at 1/2 .. 1/8 scale, never below twice the working size
@@ -304,61 +302,7 @@ def save_image(
     fmt = output_format(path)
     options = save_options(fmt, quality, settings)
     image = to_pil(rgb, alpha if fmt in _ALPHA_FORMATS else None)
-    atomic_write(path, lambda handle: image.save(handle, format=fmt, **options), mode)
+    atomic_write(
+        path, lambda handle: image.save(handle, format=fmt, **options), mode, error=ImageError
+    )
     return path
-
-
-def atomic_write(path: Path, write: Callable[[BinaryIO], object], mode: int | None = None) -> None:
-    """Call ``write(binary_handle)`` on a temporary file beside ``path``, then rename it over.
-
-    A crash or interrupt leaves at most a hidden temporary file that is removed on failure,
-    never a half-written ``path``. ``mode`` (e.g. 0o600) overrides the usual permissions.
-    """
-    folder = path.parent if str(path.parent) else Path(".")
-    _remove_stale_temporaries(folder, path.name)
-    try:
-        # The pid in the name tells a later run whether the writer is still alive.
-        prefix = f".{path.name}.{os.getpid()}."
-        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise ImageError(f"cannot write {str(path)!r}: {exc.strerror}") from None
-    try:
-        # mkstemp makes 0600; outputs get the usual mode unless the caller wants them private.
-        os.chmod(tmp, 0o666 & ~_umask() if mode is None else mode)
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise ImageError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
-        raise
-
-
-def _remove_stale_temporaries(folder: Path, name: str) -> None:
-    """Delete temporaries of ``name`` left by a writer that died (SIGKILL, power loss): those
-    whose pid is not a running process. Those of live writers are left alone."""
-    for tmp in folder.glob(f".{glob.escape(name)}.*.tmp"):
-        pid = tmp.name[len(name) + 2 :].split(".", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, owned by someone else
-        return True
-    return True
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

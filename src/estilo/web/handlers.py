@@ -21,7 +21,8 @@ from typing import Any
 
 from ..core.config import StyleConfig, resolve
 from ..errors import ConfigError, EstiloError, ImageError
-from ..image.io import atomic_write, load_image, save_image, to_pil
+from ..files import atomic_write
+from ..image.io import load_image, save_image, to_pil
 from ..pipeline import stylize
 from .jobs import Busy, JobQueue, Snapshot, Ticket
 from .limits import Limits
