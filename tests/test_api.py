@@ -310,7 +310,8 @@ def test_core_and_image_errors_name_settings_not_flags(layer: str) -> None:
                     for n in ast.walk(node.exc)
                     if isinstance(n, ast.Constant) and isinstance(n.value, str)
                 ]
-                flags = [t for t in texts if re.search(r"--[a-z]", t)]
+                # A pip command's flags are pip's, not estilo's settings.
+                flags = [t for t in texts if re.search(r"--[a-z]", t) and "pip " not in t]
                 assert not flags, f"{path.name}:{node.lineno} names {flags}"
 
 

@@ -188,6 +188,6 @@ def test_mps_room_is_metals_working_set_less_what_the_driver_holds(
     fake_system(monkeypatch, 6 * GIB, None)  # unified memory: other programs hold the rest
     assert memory.free_bytes(mps) == 6 * GIB
     # The plan uses it: a 4096 px run on a 6 GiB Mac is refused before it starts.
-    with pytest.raises(ConfigError, match=r"GiB is free on mps; try --size \d+"):
+    with pytest.raises(ConfigError, match=r"GiB is free on mps; try size = \d+"):
         memory.plan(resolve(size=4096), (4096, 4096), [(4096, 4096)], mps, autocast=False)
     assert memory.plan(resolve(size=512), (512, 512), [(512, 512)], mps, autocast=False).free
