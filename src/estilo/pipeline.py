@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from .core.config import INIT_MODES, StyleConfig, resolve
+from .core.config import INIT_MODES, StyleConfig, fit_print, resolve
 
 # Re-exported (``as``): the front ends, web and experiments, reach the core through this module.
 from .core.device import pick_device as pick_device
@@ -41,7 +41,7 @@ from .core.stylize import stylize as optimise
 from .core.vgg import VGG19Features, Weights, load_weights
 from .errors import EstiloError, ImageError
 from .files import atomic_write
-from .formats import check_quality
+from .formats import check_print, check_quality
 from .image import color
 from .image.io import LoadedImage, load_image, output_format, save_image, to_pil
 
@@ -75,10 +75,9 @@ class Stylized:
     def save(self, path: str | Path, quality: int | None = None) -> Path:
         """Write the image atomically, in the format its extension names; a PNG carries the
         configuration, which ``estilo stylize --config`` reads back. ``quality`` (1-100):
-        JPEG, WebP (100: lossless) and AVIF."""
-        return save_image(
-            self.image, path, self.alpha, quality=quality, settings=self.config.to_toml()
-        )
+        JPEG, WebP (100: lossless) and AVIF. The configuration's ``bit_depth`` and ``dpi``
+        apply."""
+        return save_config(self.image, path, self.config, quality, self.alpha)
 
     def __repr__(self) -> str:
         height, width = self.image.shape[-2:]
@@ -93,6 +92,25 @@ class Stylized:
         buffer = io.BytesIO()
         self.to_pil().save(buffer, format="PNG")
         return buffer.getvalue()
+
+
+def save_config(
+    image: Tensor,
+    path: str | Path,
+    config: StyleConfig,
+    quality: int | None = None,
+    alpha: Tensor | None = None,
+) -> Path:
+    """Save ``image`` as ``config`` asks (bit depth, DPI), with its settings in a PNG."""
+    return save_image(
+        image,
+        path,
+        alpha,
+        quality=quality,
+        settings=config.to_toml(),
+        bit_depth=config.bit_depth,
+        dpi=config.dpi,
+    )
 
 
 @functools.lru_cache(maxsize=2)
@@ -226,6 +244,7 @@ def stylize(
         config = resolve(base=config or StyleConfig(), **overrides)
     sources = style_list(style)
     content_image = read(content, config, "content image")
+    config = fit_print(config, *content_image.rgb.shape[-2:])
     style_images = [read(s, config, "style image") for s in sources]
     init = None
     if config.init not in INIT_MODES:
@@ -312,15 +331,18 @@ def _recoloured(
     return recolour
 
 
-def check_output(output: Path, inputs: list[Path], quality: int | None = None) -> None:
+def check_output(
+    output: Path, inputs: list[Path], config: StyleConfig, quality: int | None = None
+) -> None:
     """Fail before any compute if ``output`` cannot be written, would clobber an input, or
-    cannot take ``quality``."""
+    cannot take ``quality`` or the configuration's bit depth and DPI."""
     try:
         if output.is_dir():
             raise ImageError(f"output {str(output)!r} is a folder; give a file name")
     except OSError as exc:  # a name too long, a loop in its folder's path
         raise ImageError(f"output {str(output)!r}: {exc.strerror or exc}") from None
     check_quality(quality, output_format(output))
+    check_print(output_format(output), config.bit_depth, config.dpi)
     folder = output.parent if str(output.parent) else Path(".")
     if not folder.is_dir():
         raise ImageError(f"output folder {str(folder)!r} does not exist")
@@ -353,7 +375,7 @@ def check_writes(
 
     Files are replaced by renaming over their directory entry, so what matters is the entry:
     an input reached through a symlink counts as the entry the link resolves to."""
-    check_output(output, list(inputs), quality)
+    check_output(output, list(inputs), config, quality)
     sources = {_entry(path): path for path in inputs}
     if history is not None and _entry(history) in sources:
         raise ImageError(f"history {str(history)!r} is one of the inputs; refusing to overwrite")
@@ -435,7 +457,7 @@ def run(
     def on_iterate(step: Iterate) -> bool | None:
         if config.save_every and step.iteration % config.save_every == 0:
             path = snapshot_path(output, step.iteration)
-            save_image(step.image, path, quality=quality, settings=config.to_toml())
+            save_config(step.image, path, config, quality)
         return callback(step) if callback is not None else None
 
     result = stylize(
