@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from pathlib import Path
 from typing import BinaryIO
 
 from .errors import ConfigError, ImageError
@@ -38,9 +39,17 @@ DEFAULT_QUALITY = 95
 #: The PNG text keyword under which a run's settings (TOML) are stored.
 SETTINGS_KEYWORD = "estilo:config"
 
+#: Added to an output's name for the checkpoint of its unfinished run.
+CHECKPOINT_SUFFIX = ".estilo-checkpoint"
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: PNG keywords are 1 to 79 bytes; with its NUL, a keyword fits in this many.
 KEYWORD_BYTES = 80
+
+
+def checkpoint_path(output: Path) -> Path:
+    """Where the run writing ``output`` keeps its checkpoint: ``out.png.estilo-checkpoint``."""
+    return output.with_name(output.name + CHECKPOINT_SUFFIX)
 
 
 def check_quality(quality: int | None, fmt: str) -> None:

@@ -225,6 +225,13 @@ class StyleConfig:
     save_every: int = _opt(
         0, "save the image every N iterations next to the output (0: never)", "output", "N"
     )
+    checkpoint_every: int = _opt(
+        0,
+        "save the run's state every N iterations next to the output (OUTPUT.estilo-checkpoint), "
+        "to continue it after a crash with --resume (0: never)",
+        "output",
+        "N",
+    )
     max_pixels: int = _opt(
         64_000_000, "refuse input images with more pixels than this", "device", "N"
     )
@@ -455,7 +462,7 @@ def _check(config: StyleConfig) -> StyleConfig:
     for name in ("adam_beta1", "adam_beta2"):
         require(0 <= getattr(config, name) < 1, f"{name} must be in [0, 1)")
     require(config.adam_eps > 0, "adam_eps must be > 0")
-    for name in ("log_every", "save_every"):
+    for name in ("log_every", "save_every", "checkpoint_every"):
         require(getattr(config, name) >= 0, f"{name} must be >= 0")
     require(config.max_pixels > 0, "max_pixels must be > 0")
     require(-(2**63) <= config.seed < 2**63, "seed must fit in 64 bits (-2^63 to 2^63-1)")
@@ -467,7 +474,7 @@ def _check(config: StyleConfig) -> StyleConfig:
     require(config.bit_depth in BIT_DEPTHS, "bit_depth must be 8 or 16")
     require(0 <= config.dpi <= MAX_DPI, f"dpi must be between 0 (none) and {MAX_DPI}")
     if config.print_size:
-        require(bool(config.dpi), "print_size needs a dpi, e.g. --print 30x40cm --dpi 300")
+        require(bool(config.dpi), "print_size needs a dpi to make its pixels at (e.g. 300)")
         require(not config.square, "print_size and square disagree; give one of them")
         width, height = print_pixels(config.print_size, config.dpi)
         require(
