@@ -4,7 +4,9 @@ uninterrupted run ends, across the scales of coarse-to-fine too."""
 from __future__ import annotations
 
 import io
+import os
 import pickle
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,9 @@ from estilo.core.vgg import Weights
 from estilo.errors import CheckpointError, ConfigError
 from estilo.formats import checkpoint_path
 from estilo.progress import Progress
+from estilo.web import handlers
+from estilo.web.jobs import JobQueue, Ticket
+from estilo.web.limits import Limits
 
 SMALL = {"log_every": 0, "device": "cpu", "precision": "float32"}
 #: Two scales of three steps each: iteration 2 is in the first, 4 in the second.
@@ -214,3 +219,55 @@ def test_resume_without_an_output_name_finds_the_unfinished_run(
     Path("a-b-4.png.estilo-checkpoint").write_bytes(b"")  # crashed before its first save
     assert cli.unused_name("a-b", resume=True) == Path("a-b-4.png")
     assert cli.unused_name("a-b") == Path("a-b-5.png")
+
+
+# --- the web UI: a cancelled or cut-off run is resumed by the same request ---
+
+
+def web_request(image_pair: tuple[Path, Path], workdir: Path) -> handlers.RunRequest:
+    options = dict(zip(handlers.OPTIONS, handlers.preset_values("default"), strict=True))
+    options.update(size=48, iterations=6, lr=0)
+    content, style = map(str, image_pair)
+    chosen = [options[name] for name in handlers.OPTIONS]
+    return handlers.make_request(content, [style], "default", chosen, Limits(), workdir)
+
+
+def test_a_web_run_stopped_midway_is_resumed_by_the_same_request(
+    tmp_path: Path, image_pair: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(handlers, "CHECKPOINT_SECONDS", -1.0)  # a checkpoint every iteration
+    workdir = tmp_path / "server"
+    workdir.mkdir()
+    first = Ticket(web_request(image_pair, workdir), "s", 1)
+    real = first.report
+    monkeypatch.setattr(first, "report", lambda step: real(step) or step.iteration == 3)
+    handlers.run_ticket(first)
+    assert first.status == "stopped" and first.iteration == 3
+    (saved,) = (workdir / handlers.CHECKPOINTS).iterdir()
+    # Another session sends the same uploads and options (after a restart, say).
+    second = Ticket(web_request(image_pair, workdir), "t", 2)
+    seen: list[int] = []
+    real_second = second.report
+    monkeypatch.setattr(
+        second, "report", lambda step: seen.append(step.iteration) or real_second(step)
+    )
+    handlers.run_ticket(second)
+    assert second.status == "completed" and seen == [4, 5, 6]
+    assert any("continued from iteration 3" in note for note in second.notes)
+    assert not saved.exists()  # a finished run keeps no checkpoint
+
+
+def test_the_web_sweep_ages_out_checkpoints(tmp_path: Path) -> None:
+    folder = tmp_path / handlers.CHECKPOINTS
+    folder.mkdir()
+    old, new = folder / "a.estilo-checkpoint", folder / "b.estilo-checkpoint"
+    old.write_bytes(b"x" * 4096)
+    new.write_bytes(b"y" * 4096)
+    hour_ago = time.time() - 3600
+    os.utime(old, (hour_ago, hour_ago))
+    queue = JobQueue(lambda ticket: None)
+    handlers.sweep(queue, Limits(keep_minutes=30), tmp_path)
+    assert not old.exists() and new.exists()
+    handlers.sweep(queue, Limits(max_disk_mb=0.001), tmp_path)  # over budget: oldest first
+    assert not new.exists()
+    queue.close()

@@ -451,13 +451,16 @@ def run_identity(
     }
 
 
-def save_checkpoint(path: Path, checkpoint: Checkpoint, identity: dict[str, Any]) -> None:
-    """Write ``checkpoint`` and the identity of its run atomically: a crash while saving
-    leaves the previous checkpoint whole. Plain tensors, numbers and strings only, so that
-    :func:`load_checkpoint` needs no unpickling of code."""
+def save_checkpoint(
+    path: Path, checkpoint: Checkpoint, identity: dict[str, Any], mode: int | None = None
+) -> None:
+    """Write ``checkpoint`` and the identity of its run atomically (``mode``: see
+    ``atomic_write``): a crash while saving leaves the previous checkpoint whole. Plain
+    tensors, numbers and strings only, so that :func:`load_checkpoint` unpickles no code."""
     atomic_write(
         path,
         lambda handle: torch.save({**checkpoint.to_state(), "run": identity}, handle),
+        mode,
         error=CheckpointError,
     )
 
