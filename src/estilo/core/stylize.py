@@ -252,8 +252,10 @@ class _Run:
         # checkpoint keeps ``param`` itself: image x 255 / 255 is not always the same float.
         # A contiguous copy: a resized 1x1 image can come back with strides L-BFGS's view()
         # rejects, and the steps must not write into the checkpoint's tensor.
-        pixels = torch.as_tensor(loop.get("param", image * scale)).to(image)
-        param = pixels.clone(memory_format=torch.contiguous_format).requires_grad_(True)
+        pixels = loop.get("param")
+        if not (isinstance(pixels, Tensor) and pixels.shape == image.shape):
+            pixels = image * scale
+        param = pixels.to(image).clone(memory_format=torch.contiguous_format).requires_grad_(True)
         optimizer = self.info.load()([param], config)
         warm_start(optimizer, param, self.carried)
         done = len(self.history)
@@ -265,8 +267,9 @@ class _Run:
             begun = resume.scale_start
             best.restore(loop, image)
             ema.restore(loop, image)
-            if isinstance(loop.get("rng"), Tensor):
-                torch.set_rng_state(torch.as_tensor(loop["rng"]))
+            rng = loop.get("rng")
+            if isinstance(rng, Tensor) and rng.dtype == torch.uint8:
+                torch.set_rng_state(rng)
         # The first scale runs config.iterations, later ones config.refine_iterations.
         steps = config.iterations if index == 1 else config.refine_iterations
         parts: dict[str, Tensor] = {}
