@@ -27,13 +27,13 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from .core.config import INIT_MODES, StyleConfig, fit_print, resolve
+from .core.config import INIT_MODES, StyleConfig, fit_print, print_pixels, resolve
 
 # Re-exported (``as``): the front ends, web and experiments, reach the core through this module.
 from .core.device import pick_device as pick_device
 from .core.inputs import RunInputs
 from .core.memory import peak_resident as peak_resident
-from .core.pyramid import resized, scale_sizes
+from .core.pyramid import planned_iterations, resized, scale_sizes
 from .core.records import Checkpoint as Checkpoint
 from .core.records import Iterate as Iterate
 from .core.records import LossRecord, Result, Status
@@ -389,8 +389,10 @@ def check_writes(
         raise ImageError(f"history {str(history)!r} is one of the inputs; refusing to overwrite")
     if not config.save_every:
         return
-    # The last iteration any scale can reach: the pyramid is largest for a square image.
-    last = config.iterations * len(scale_sizes(config.size, config.size, config, 1))
+    # The last iteration any scale can reach: the pyramid is largest for a square image, and
+    # a print size sets the longest side in place of size.
+    side = max(print_pixels(config.print_size, config.dpi)) if config.print_size else config.size
+    last = planned_iterations(config, len(scale_sizes(side, side, config, 1)))
     folder, name = _entry(output.parent if str(output.parent) else Path(".")), output.name
     pattern = re.compile(re.escape(Path(name).stem) + r"_(\d{5,})" + re.escape(output.suffix))
     for entry, source in sources.items():
