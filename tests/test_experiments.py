@@ -167,15 +167,15 @@ def test_crash_resumes_from_checkpoint(
     monkeypatch.setattr(runner, "CHECKPOINT_SECONDS", -1.0)  # checkpoint every iteration
 
     calls = {"n": 0}
-    real_save = runner._save_checkpoint
+    real_save = runner.save_checkpoint
 
-    def save_then_maybe_crash(path: Path, checkpoint: object) -> None:
-        real_save(path, checkpoint)  # type: ignore[arg-type]
+    def save_then_maybe_crash(path: Path, checkpoint: object, identity: object) -> None:
+        real_save(path, checkpoint, identity)  # type: ignore[arg-type]
         calls["n"] += 1
         if calls["n"] == 4:
             raise RuntimeError("simulated crash")
 
-    monkeypatch.setattr(runner, "_save_checkpoint", save_then_maybe_crash)
+    monkeypatch.setattr(runner, "save_checkpoint", save_then_maybe_crash)
     with pytest.raises(RuntimeError, match="simulated crash"):
         runner.execute_job(job, study, str(folder))
     saved = torch.load(folder / "runs" / job.id / "checkpoint.pt", weights_only=True)

@@ -27,7 +27,7 @@ from typing import Any, TextIO
 from . import __version__, completion
 from .core.config import FIELDS, GROUPS, PRESETS, StyleConfig, resolve
 from .errors import EstiloError, show_notices
-from .formats import DEFAULT_QUALITY, WRITE_FORMATS
+from .formats import DEFAULT_QUALITY, WRITE_FORMATS, checkpoint_path
 from .image.samples import DEMO_CONTENT, DEMO_STYLE
 from .web.limits import Limits
 
@@ -176,6 +176,12 @@ def _add_run_flags(parser: argparse.ArgumentParser, output: str) -> None:
         "--history",
         metavar="PATH.csv",
         help="write the loss history (iteration, seconds, loss, content, style, tv)",
+    )
+    writes.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run that --checkpoint-every saved next to the output, after a "
+        "crash or Ctrl-C (the same inputs and settings; without -o, the newest such output)",
     )
     writes.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     defaults = StyleConfig()
@@ -473,9 +479,10 @@ def stylize_command(args: argparse.Namespace, received: list[int] | None = None)
     if args.output:
         output = Path(args.output)
     elif args.command == "demo":
-        output = unused_name("estilo-demo")
+        output = unused_name("estilo-demo", args.resume)
     else:
-        output = unused_name("-".join(path.stem for path in (Path(args.content), *styles)))
+        stem = "-".join(path.stem for path in (Path(args.content), *styles))
+        output = unused_name(stem, args.resume)
     progress = Progress(
         config,
         bar=not args.quiet and sys.stderr.isatty(),
@@ -492,6 +499,7 @@ def stylize_command(args: argparse.Namespace, received: list[int] | None = None)
         list(style_weights),
         Path(args.mask) if args.mask else None,
         quality=args.quality,
+        resume=args.resume,
     )
     progress.close()
     saved = f"best image (iteration {result.best_iteration}) saved to {output}"
@@ -515,14 +523,17 @@ def stylize_command(args: argparse.Namespace, received: list[int] | None = None)
     return 0
 
 
-def unused_name(stem: str) -> Path:
+def unused_name(stem: str, resume: bool = False) -> Path:
     """``STEM.png`` in the current folder, or the first of ``STEM-2.png``, ``STEM-3.png``...
-    that does not exist: an output the user did not name never replaces a file."""
-    candidate, number = Path(f"{stem}.png"), 1
-    while candidate.exists() or candidate.is_symlink():
+    that does not exist, nor its checkpoint: an output the user did not name never replaces
+    a file. To ``resume``, the last of them that has a checkpoint (an unfinished run's)."""
+    candidate, number, unfinished = Path(f"{stem}.png"), 1, None
+    while candidate.exists() or candidate.is_symlink() or checkpoint_path(candidate).exists():
+        if checkpoint_path(candidate).exists():
+            unfinished = candidate
         number += 1
         candidate = Path(f"{stem}-{number}.png")
-    return candidate
+    return unfinished if resume and unfinished is not None else candidate
 
 
 def parse_style(spec: str) -> tuple[Path, float]:

@@ -27,6 +27,10 @@ class ImageError(EstiloError):
     """An image that is missing, unreadable, too large or cannot be written."""
 
 
+class CheckpointError(EstiloError):
+    """A checkpoint that is missing, damaged, or from another run (other inputs or settings)."""
+
+
 class _Notices(logging.Handler):
     """Writes each record as ``estilo: warning: <message>`` to the current ``sys.stderr``
     (looked up per line, so a redirected stderr is honoured)."""

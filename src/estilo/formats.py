@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from pathlib import Path
 from typing import BinaryIO
 
 from .errors import ConfigError, ImageError
@@ -30,14 +31,25 @@ WRITE_FORMATS = {
 }
 #: Formats whose ``quality`` means something (the others are lossless).
 LOSSY_FORMATS = ("JPEG", "WEBP", "AVIF")
+#: Formats estilo writes with 16 bits per channel (``bit_depth``), and those that hold a DPI.
+DEEP_FORMATS = ("PNG", "TIFF")
+DPI_FORMATS = ("PNG", "TIFF", "JPEG", "BMP")
 #: JPEG, WebP and AVIF quality unless one is given; WebP at 100 is lossless.
 DEFAULT_QUALITY = 95
 #: The PNG text keyword under which a run's settings (TOML) are stored.
 SETTINGS_KEYWORD = "estilo:config"
 
+#: Added to an output's name for the checkpoint of its unfinished run.
+CHECKPOINT_SUFFIX = ".estilo-checkpoint"
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: PNG keywords are 1 to 79 bytes; with its NUL, a keyword fits in this many.
 KEYWORD_BYTES = 80
+
+
+def checkpoint_path(output: Path) -> Path:
+    """Where the run writing ``output`` keeps its checkpoint: ``out.png.estilo-checkpoint``."""
+    return output.with_name(output.name + CHECKPOINT_SUFFIX)
 
 
 def check_quality(quality: int | None, fmt: str) -> None:
@@ -48,6 +60,14 @@ def check_quality(quality: int | None, fmt: str) -> None:
         raise ImageError(f"quality must be between 1 and 100, not {quality}")
     if fmt not in LOSSY_FORMATS:
         raise ImageError(f"quality applies to JPEG, WebP and AVIF outputs; {fmt} is lossless")
+
+
+def check_print(fmt: str, bit_depth: int = 8, dpi: int = 0) -> None:
+    """Refuse 16 bits or a DPI for a format that cannot hold them."""
+    if bit_depth != 8 and fmt not in DEEP_FORMATS:
+        raise ImageError(f"{bit_depth}-bit output needs a PNG or TIFF; {fmt} holds 8 bits")
+    if dpi and fmt not in DPI_FORMATS:
+        raise ImageError(f"dpi is written into PNG, TIFF, JPEG and BMP outputs; {fmt} has no place")
 
 
 def read_settings(handle: BinaryIO, limit: int, label: str) -> str:

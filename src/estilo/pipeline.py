@@ -27,21 +27,21 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from .core.config import INIT_MODES, StyleConfig, resolve
+from .core.config import INIT_MODES, StyleConfig, fit_print, print_pixels, resolve
 
 # Re-exported (``as``): the front ends, web and experiments, reach the core through this module.
 from .core.device import pick_device as pick_device
 from .core.inputs import RunInputs
 from .core.memory import peak_resident as peak_resident
-from .core.pyramid import resized, scale_sizes
+from .core.pyramid import planned_iterations, resized, scale_sizes
 from .core.records import Checkpoint as Checkpoint
 from .core.records import Iterate as Iterate
 from .core.records import LossRecord, Result, Status
 from .core.stylize import stylize as optimise
-from .core.vgg import VGG19Features, Weights, load_weights
-from .errors import EstiloError, ImageError
-from .files import atomic_write
-from .formats import check_quality
+from .core.vgg import VGG19Features, Weights, file_sha256, load_weights
+from .errors import CheckpointError, EstiloError, ImageError
+from .files import atomic_write, open_regular
+from .formats import check_print, check_quality, checkpoint_path
 from .image import color
 from .image.io import LoadedImage, load_image, output_format, save_image, to_pil
 
@@ -49,6 +49,14 @@ from .image.io import LoadedImage, load_image, output_format, save_image, to_pil
 #: (H, W, 3) or (H, W, 4) numpy array (uint8, or floats in [0, 1]).
 ImageSource = str | Path | Image.Image | Tensor | np.ndarray
 HISTORY_COLUMNS = ("iteration", "seconds", "loss", "content", "style", "tv")
+#: Bigger than any checkpoint estilo makes (Adam at 16384 px keeps five 3.2 GB images): a
+#: larger file is not one, and is refused before it is read.
+CHECKPOINT_BYTES = 32 * 2**30
+#: Settings a resumed run may change: they decide what is printed or written, or where the
+#: run computes, not the picture.
+RESUME_MAY_CHANGE = frozenset(
+    {"log_every", "save_every", "checkpoint_every", "bit_depth", "dpi", "device", "recompute"}
+)
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +83,9 @@ class Stylized:
     def save(self, path: str | Path, quality: int | None = None) -> Path:
         """Write the image atomically, in the format its extension names; a PNG carries the
         configuration, which ``estilo stylize --config`` reads back. ``quality`` (1-100):
-        JPEG, WebP (100: lossless) and AVIF."""
-        return save_image(
-            self.image, path, self.alpha, quality=quality, settings=self.config.to_toml()
-        )
+        JPEG, WebP (100: lossless) and AVIF. The configuration's ``bit_depth`` and ``dpi``
+        apply."""
+        return save_config(self.image, path, self.config, quality, self.alpha)
 
     def __repr__(self) -> str:
         height, width = self.image.shape[-2:]
@@ -93,6 +100,25 @@ class Stylized:
         buffer = io.BytesIO()
         self.to_pil().save(buffer, format="PNG")
         return buffer.getvalue()
+
+
+def save_config(
+    image: Tensor,
+    path: str | Path,
+    config: StyleConfig,
+    quality: int | None = None,
+    alpha: Tensor | None = None,
+) -> Path:
+    """Save ``image`` as ``config`` asks (bit depth, DPI), with its settings in a PNG."""
+    return save_image(
+        image,
+        path,
+        alpha,
+        quality=quality,
+        settings=config.to_toml(),
+        bit_depth=config.bit_depth,
+        dpi=config.dpi,
+    )
 
 
 @functools.lru_cache(maxsize=2)
@@ -226,6 +252,7 @@ def stylize(
         config = resolve(base=config or StyleConfig(), **overrides)
     sources = style_list(style)
     content_image = read(content, config, "content image")
+    config = fit_print(config, *content_image.rgb.shape[-2:])
     style_images = [read(s, config, "style image") for s in sources]
     init = None
     if config.init not in INIT_MODES:
@@ -312,15 +339,18 @@ def _recoloured(
     return recolour
 
 
-def check_output(output: Path, inputs: list[Path], quality: int | None = None) -> None:
+def check_output(
+    output: Path, inputs: list[Path], config: StyleConfig, quality: int | None = None
+) -> None:
     """Fail before any compute if ``output`` cannot be written, would clobber an input, or
-    cannot take ``quality``."""
+    cannot take ``quality`` or the configuration's bit depth and DPI."""
     try:
         if output.is_dir():
             raise ImageError(f"output {str(output)!r} is a folder; give a file name")
     except OSError as exc:  # a name too long, a loop in its folder's path
         raise ImageError(f"output {str(output)!r}: {exc.strerror or exc}") from None
     check_quality(quality, output_format(output))
+    check_print(output_format(output), config.bit_depth, config.dpi)
     folder = output.parent if str(output.parent) else Path(".")
     if not folder.is_dir():
         raise ImageError(f"output folder {str(folder)!r} does not exist")
@@ -353,14 +383,16 @@ def check_writes(
 
     Files are replaced by renaming over their directory entry, so what matters is the entry:
     an input reached through a symlink counts as the entry the link resolves to."""
-    check_output(output, list(inputs), quality)
+    check_output(output, list(inputs), config, quality)
     sources = {_entry(path): path for path in inputs}
     if history is not None and _entry(history) in sources:
         raise ImageError(f"history {str(history)!r} is one of the inputs; refusing to overwrite")
     if not config.save_every:
         return
-    # The last iteration any scale can reach: the pyramid is largest for a square image.
-    last = config.iterations * len(scale_sizes(config.size, config.size, config, 1))
+    # The last iteration any scale can reach: the pyramid is largest for a square image, and
+    # a print size sets the longest side in place of size.
+    side = max(print_pixels(config.print_size, config.dpi)) if config.print_size else config.size
+    last = planned_iterations(config, len(scale_sizes(side, side, config, 1)))
     folder, name = _entry(output.parent if str(output.parent) else Path(".")), output.name
     pattern = re.compile(re.escape(Path(name).stem) + r"_(\d{5,})" + re.escape(output.suffix))
     for entry, source in sources.items():
@@ -404,6 +436,70 @@ def write_history(path: Path, history: list[LossRecord]) -> None:
     atomic_write(path, lambda handle: handle.write(buffer.getvalue().encode()))
 
 
+def run_identity(
+    config: StyleConfig, inputs: dict[str, Path], style_weights: Sequence[float] | None = None
+) -> dict[str, dict[str, str]]:
+    """What a checkpoint must match to be resumed: the settings that shape the picture, the
+    styles' blend and the SHA-256 of each input file (named by its role: "content", ...)."""
+    settings = {
+        name: repr(value)
+        for name, value in config.to_dict().items()
+        if name not in RESUME_MAY_CHANGE
+    }
+    settings["style blend"] = repr(None if style_weights is None else list(style_weights))
+    return {
+        "settings": settings,
+        "inputs": {role: file_sha256(path) for role, path in inputs.items()},
+    }
+
+
+def save_checkpoint(
+    path: Path, checkpoint: Checkpoint, identity: dict[str, Any], mode: int | None = None
+) -> None:
+    """Write ``checkpoint`` and the identity of its run atomically (``mode``: see
+    ``atomic_write``): a crash while saving leaves the previous checkpoint whole. Plain
+    tensors, numbers and strings only, so that :func:`load_checkpoint` unpickles no code."""
+    atomic_write(
+        path,
+        lambda handle: torch.save({**checkpoint.to_state(), "run": identity}, handle),
+        mode,
+        error=CheckpointError,
+    )
+
+
+def load_checkpoint(path: Path, identity: dict[str, Any]) -> Checkpoint:
+    """The checkpoint at ``path``, once it is known to come from the run ``identity`` names.
+
+    Read with ``torch.load(weights_only=True)``: a crafted file cannot run code.
+
+    Raises:
+        CheckpointError: no such file, not a checkpoint, damaged, or made with other inputs
+            or settings (the message names the first difference).
+    """
+    label = f"checkpoint {str(path)!r}"
+    with open_regular(path, CHECKPOINT_BYTES, label, CheckpointError) as handle:
+        try:
+            state = torch.load(handle, map_location="cpu", weights_only=True)
+        except Exception as exc:  # whatever a damaged or foreign file makes torch raise
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise CheckpointError(f"{label} is damaged or not a checkpoint ({reason})") from None
+    made = state.get("run") if isinstance(state, dict) else None
+    if not isinstance(made, dict):
+        raise CheckpointError(f"{label} is not the checkpoint of an estilo run")
+    for part, differs in (("settings", "was made with {0} = {1}, not {2}"),
+                          ("inputs", "was made from another {0} image")):  # fmt: skip
+        then = made.get(part)
+        then = then if isinstance(then, dict) else {}
+        for key, value in identity[part].items():
+            if then.get(key) != value:
+                reason = differs.format(key, then.get(key, "(none)"), value)
+                raise CheckpointError(f"{label} {reason}; delete it to start afresh")
+    try:
+        return Checkpoint.from_state(state)
+    except ValueError as exc:
+        raise CheckpointError(f"{label} is damaged: {exc}") from None
+
+
 def run(
     content: Path,
     styles: Sequence[Path],
@@ -415,16 +511,30 @@ def run(
     mask: Path | None = None,
     notify: Callable[[str], None] | None = None,
     quality: int | None = None,
+    resume: bool = False,
 ) -> Stylized:
-    """The CLI's job: check outputs, stylize, save snapshots, the image and the history.
+    """The CLI's job: check outputs, stylize, save snapshots, checkpoints, the image and the
+    history.
 
     The best image is saved however the run ends (completed, stopped, diverged, interrupted);
     snapshots and image are saved with ``quality`` and, as PNGs, with the configuration.
+    With ``config.checkpoint_every`` the run's state is saved next to the output
+    (:func:`~estilo.formats.checkpoint_path`); ``resume`` continues from it. A completed run
+    deletes its checkpoint; any other end keeps it.
     """
-    inputs = [content, *styles, *([mask] if mask else [])]
-    if config.init not in INIT_MODES:
-        inputs.append(Path(config.init))
+    roles = {"content": content, **{f"style {i}": s for i, s in enumerate(styles, 1)}}
+    roles.update({"mask": mask} if mask else {})
+    roles.update({"init": Path(config.init)} if config.init not in INIT_MODES else {})
+    inputs = list(roles.values())
     check_writes(output, inputs, config, history, quality)
+    saved_at = checkpoint_path(output)
+    checkpoints = resume or bool(config.checkpoint_every)
+    identity = run_identity(config, roles, style_weights) if checkpoints else {}
+    previous = load_checkpoint(saved_at, identity) if resume else None
+    if previous is None and checkpoints and (saved_at.exists() or saved_at.is_symlink()):
+        raise CheckpointError(
+            f"{str(saved_at)!r} holds an unfinished run: resume it, or delete it to start afresh"
+        )
     if history is not None:
         if history.suffix.lower() != ".csv":
             raise ImageError(f"history {str(history)!r} must be a .csv file")
@@ -435,7 +545,10 @@ def run(
     def on_iterate(step: Iterate) -> bool | None:
         if config.save_every and step.iteration % config.save_every == 0:
             path = snapshot_path(output, step.iteration)
-            save_image(step.image, path, quality=quality, settings=config.to_toml())
+            save_config(step.image, path, config, quality)
+        every = config.checkpoint_every
+        if every and step.iteration % every == 0 and step.checkpoint is not None:
+            save_checkpoint(saved_at, step.checkpoint(), identity)
         return callback(step) if callback is not None else None
 
     result = stylize(
@@ -445,9 +558,12 @@ def run(
         on_iterate,
         style_weights=style_weights,
         mask=mask,
+        resume=previous,
         notify=notify,
     )
     result.save(output, quality)
+    if checkpoints and result.status == "completed":
+        saved_at.unlink(missing_ok=True)
     if history is not None:
         try:
             write_history(history, result.history)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import sys
 import types
 import typing
@@ -30,6 +31,10 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "float32", "bfloat16")
 RECOMPUTE_MODES = ("auto", "on", "off")
 INIT_MODES = ("content", "noise", "style-stats")  # or a path to an image
+BIT_DEPTHS = (8, 16)
+#: Print-size units and how many of each make an inch.
+PRINT_UNITS = {"in": 1.0, "cm": 2.54, "mm": 25.4}
+MAX_DPI = 10_000
 MAX_SIZE = 16384
 MAX_ITERATIONS = 1_000_000
 MAX_SCALES = 12
@@ -68,6 +73,15 @@ class StyleConfig:
     )
     square: bool = _opt(
         False, "resize both images to --size x --size, as the paper does", "content"
+    )
+    print_size: str = _opt(
+        "",
+        "print size WxH in cm, mm or in (e.g. 30x40cm): with --dpi it sets the pixels in place "
+        "of --size, the largest picture with the content's aspect ratio that fits the print, "
+        "turned to the content's orientation (default: none, --size decides)",
+        "content",
+        "WxH{cm,mm,in}",
+        aliases=("--print",),
     )
     iterations: int = _opt(
         500,
@@ -198,8 +212,25 @@ class StyleConfig:
     adam_beta2: float = _opt(0.999, "Adam's beta_2", "optimisation", "BETA")
     adam_eps: float = _opt(1e-7, "Adam's epsilon", "optimisation", "EPS")
     log_every: int = _opt(100, "print the loss every N iterations (0: never)", "output", "N")
+    bit_depth: int = _opt(
+        8, "bits per colour channel of the output: 8, or 16 (PNG and TIFF only)", "output", "8|16"
+    )
+    dpi: int = _opt(
+        0,
+        "pixels per inch written into the output (PNG, TIFF, JPEG, BMP), and the resolution "
+        "--print-size is made at (0: none written)",
+        "output",
+        "N",
+    )
     save_every: int = _opt(
         0, "save the image every N iterations next to the output (0: never)", "output", "N"
+    )
+    checkpoint_every: int = _opt(
+        0,
+        "save the run's state every N iterations next to the output (OUTPUT.estilo-checkpoint), "
+        "to continue it after a crash with --resume (0: never)",
+        "output",
+        "N",
     )
     max_pixels: int = _opt(
         64_000_000, "refuse input images with more pixels than this", "device", "N"
@@ -431,7 +462,7 @@ def _check(config: StyleConfig) -> StyleConfig:
     for name in ("adam_beta1", "adam_beta2"):
         require(0 <= getattr(config, name) < 1, f"{name} must be in [0, 1)")
     require(config.adam_eps > 0, "adam_eps must be > 0")
-    for name in ("log_every", "save_every"):
+    for name in ("log_every", "save_every", "checkpoint_every"):
         require(getattr(config, name) >= 0, f"{name} must be >= 0")
     require(config.max_pixels > 0, "max_pixels must be > 0")
     require(-(2**63) <= config.seed < 2**63, "seed must fit in 64 bits (-2^63 to 2^63-1)")
@@ -440,6 +471,17 @@ def _check(config: StyleConfig) -> StyleConfig:
         math.isfinite(config.style_scale) and 0.05 <= config.style_scale <= 8,
         "style_scale must be between 0.05 and 8",
     )
+    require(config.bit_depth in BIT_DEPTHS, "bit_depth must be 8 or 16")
+    require(0 <= config.dpi <= MAX_DPI, f"dpi must be between 0 (none) and {MAX_DPI}")
+    if config.print_size:
+        require(bool(config.dpi), "print_size needs a dpi to make its pixels at (e.g. 300)")
+        require(not config.square, "print_size and square disagree; give one of them")
+        width, height = print_pixels(config.print_size, config.dpi)
+        require(
+            min(width, height) >= 16 and max(width, height) <= MAX_SIZE,
+            f"print_size {config.print_size} at {config.dpi} dpi is {width}x{height} px; "
+            f"each side must be between 16 and {MAX_SIZE}",
+        )
     require(0 <= config.scales <= MAX_SCALES, f"scales must be between 0 and {MAX_SCALES}")
     require(16 <= config.min_scale <= MAX_SIZE, f"min_scale must be between 16 and {MAX_SIZE}")
     require(
@@ -454,6 +496,34 @@ def _check(config: StyleConfig) -> StyleConfig:
         content_layers=tuple(canonical_layer(n) for n in config.content_layers),
         style_layers=tuple(canonical_layer(n) for n in config.style_layers),
     )
+
+
+def print_pixels(text: str, dpi: int) -> tuple[int, int]:
+    """The (width, height) in pixels of a print ``WxH`` in cm, mm or in, at ``dpi``.
+
+    Raises:
+        ConfigError: not of the form ``30x40cm``, ``8.5x11in`` or ``210x297mm``.
+    """
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*x\s*(\d+(?:\.\d*)?)\s*([a-z]+)\s*", text.lower())
+    if match is None or match.group(3) not in PRINT_UNITS or 0 in map(float, match.groups()[:2]):
+        raise ConfigError(
+            f"print_size {text!r} is not WxH with a unit, e.g. 30x40cm, 8x10in or 210x297mm"
+        )
+    per_inch = PRINT_UNITS[match.group(3)]
+    width, height = (round(float(side) / per_inch * dpi) for side in match.groups()[:2])
+    return width, height
+
+
+def fit_print(config: StyleConfig, height: int, width: int) -> StyleConfig:
+    """``config`` with ``size`` set so that a ``height`` x ``width`` picture, aspect ratio kept,
+    is the largest that fits its print (turned to the picture's orientation); unchanged
+    without ``print_size``."""
+    if not config.print_size:
+        return config
+    box_long, box_short = sorted(print_pixels(config.print_size, config.dpi), reverse=True)
+    scale = min(box_long / max(height, width), box_short / min(height, width))
+    # Rounded down, so neither side passes the print's; the short side rounds to at most its own.
+    return dataclasses.replace(config, size=max(16, math.floor(max(height, width) * scale)))
 
 
 def _toml_value(value: Any) -> str:

@@ -35,8 +35,10 @@ class LossRecord:
 
 @dataclass
 class Checkpoint:
-    """Everything needed to continue a single-scale run later: the image after ``iteration``
-    steps, the optimiser's state and the history so far.
+    """Everything needed to continue a run later: the image after ``iteration`` steps (at
+    ``scale``, 1-based, which began after ``scale_start`` steps), the optimiser's state, the
+    history so far and ``loop``: what the loop needs to carry on exactly as if never stopped
+    (the optimiser's own pixels, the best image so far, the moving average, the random state).
 
     :meth:`to_state` gives plain containers of tensors, numbers and strings, which
     ``torch.load(..., weights_only=True)`` reads back without running any code from the file;
@@ -49,6 +51,9 @@ class Checkpoint:
     #: Seconds the run had taken when the checkpoint was made: a resumed run's history and
     #: time carry on from it instead of restarting at 0.
     seconds: float = 0.0
+    scale: int = 1
+    scale_start: int = 0
+    loop: dict[str, Tensor | float | int] = field(default_factory=dict)
 
     def to_state(self) -> dict[str, Any]:
         return {
@@ -57,6 +62,12 @@ class Checkpoint:
             "iteration": int(self.iteration),
             "seconds": float(self.seconds),
             "optimizer_state": self.optimizer_state,
+            "scale": int(self.scale),
+            "scale_start": int(self.scale_start),
+            "loop": {
+                key: value.detach().cpu() if isinstance(value, Tensor) else value
+                for key, value in self.loop.items()
+            },
             "history": [
                 [r.iteration, r.seconds, r.loss, r.content, r.style, r.tv] for r in self.history
             ],
@@ -91,7 +102,26 @@ class Checkpoint:
         seconds = state.get("seconds", history[-1].seconds)
         if not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds < 0:
             raise ValueError("its elapsed seconds are not a number >= 0")
-        return cls(image.float(), iteration, optimizer_state, history, float(seconds))
+        scale, scale_start = state.get("scale", 1), state.get("scale_start", 0)
+        if not isinstance(scale, int) or scale < 1:
+            raise ValueError("its scale is not a positive integer")
+        if not isinstance(scale_start, int) or not 0 <= scale_start < iteration:
+            raise ValueError("its scale's first iteration is not before its iteration")
+        loop = state.get("loop", {})
+        if not isinstance(loop, dict) or not all(
+            isinstance(k, str) and isinstance(v, (Tensor, int, float)) for k, v in loop.items()
+        ):
+            raise ValueError("its loop state is not a table of tensors and numbers")
+        return cls(
+            image.float(),
+            iteration,
+            optimizer_state,
+            history,
+            float(seconds),
+            scale,
+            scale_start,
+            loop,
+        )
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,11 @@ The records it reports live in ``records``, the device helpers in ``device``, th
 from __future__ import annotations
 
 import copy
-import dataclasses
 import functools
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -52,19 +52,19 @@ def stylize(
         config: a checked :class:`StyleConfig`.
         callback: called after every iteration; returning True stops the run.
         weights: preloaded VGG19 weights (default: read ``config.weights``).
-        resume: continue a single-scale run from a checkpoint taken by ``Iterate.checkpoint``.
+        resume: continue a run from a checkpoint taken by ``Iterate.checkpoint``, at the
+            scale and iteration it was taken (the inputs and configuration must be the same).
         notify: receives one-line notices before the run (memory fallback).
 
     Raises:
-        ConfigError: images too small for the layers, resuming a run of several scales, a
-            device this machine lacks, or a run that would not fit in the device's free memory.
+        ConfigError: images too small for the layers, a checkpoint whose image does not fit
+            this run's pyramid, a device this machine lacks, or a run that would not fit in the
+            device's free memory.
     """
     # A resumed run's clock carries on from the checkpoint's.
     start = time.perf_counter() - (resume.seconds if resume is not None else 0.0)
     sizes = _check(inputs, config, resume)
     device, net, memory = _build(inputs, config, weights, notify)
-    if resume is not None:
-        inputs = dataclasses.replace(inputs, init=resume.image)
     run = _Run(config, callback, len(sizes), start, resume)
     image = run.optimise(net, inputs.to(device), sizes)
     return Result(
@@ -86,7 +86,7 @@ def _check(
     inputs: RunInputs, config: StyleConfig, resume: Checkpoint | None
 ) -> list[tuple[int, int]]:
     """The pyramid's sizes, once every image is large enough for the deepest layer and a
-    resumed run is known to have a single scale (its optimiser state fits one size)."""
+    checkpoint to resume from is known to hold an image of its scale's size."""
     layers = _layers(config)
     smallest = min_input_size(layers)
     for what, tensor in [("content", inputs.content)] + [("style", s) for s in inputs.styles]:
@@ -97,8 +97,13 @@ def _check(
                 f"{max(layers, key=layer_index)} needs at least {smallest} px on each side"
             )
     sizes = scale_sizes(*inputs.size, config, smallest)
-    if resume is not None and len(sizes) > 1:
-        raise ConfigError("resuming needs a single-scale run (scales = 1)")
+    if resume is not None:
+        height, width = resume.image.shape[-2:]
+        if resume.scale > len(sizes) or sizes[resume.scale - 1] != (height, width):
+            raise ConfigError(
+                f"the checkpoint's image is {width}x{height} at scale {resume.scale}, which this "
+                f"run's {len(sizes)} scale(s) do not have; were the inputs or size changed?"
+            )
     return sizes
 
 
@@ -163,6 +168,14 @@ class _Best:
     def remember(self, image: Tensor) -> None:
         self.previous = image
 
+    def restore(self, loop: dict[str, Tensor | float | int], image: Tensor) -> None:
+        """Take up a checkpoint's best image (one without keeps its own image as the best)."""
+        best = loop.get("best")
+        if isinstance(best, Tensor) and best.shape == image.shape:
+            self.best = best.to(image)
+            self.loss = float(loop.get("best_loss", math.inf))
+            self.iteration = int(loop.get("best_iteration", self.iteration))
+
 
 class _EMA:
     """A bias-corrected exponential moving average of the image, as in Kingma et al. (Adam);
@@ -179,6 +192,12 @@ class _EMA:
         self.count += 1
         self.average = self.average * self.decay + image * (1 - self.decay)
         return self.average / (1 - self.decay**self.count)
+
+    def restore(self, loop: dict[str, Tensor | float | int], image: Tensor) -> None:
+        """Take up a checkpoint's average, if it has one of this scale's size."""
+        average = loop.get("ema")
+        if isinstance(average, Tensor) and average.shape == image.shape:
+            self.average, self.count = average.to(image), int(loop.get("ema_count", 1))
 
 
 class _Run:
@@ -204,15 +223,17 @@ class _Run:
     def optimise(
         self, net: VGG19Features, inputs: RunInputs, sizes: list[tuple[int, int]]
     ) -> Tensor:
-        """Optimise over every scale in turn, each starting from the last one's best image;
-        returns the best image of the last scale reached."""
+        """Optimise over every scale in turn, each starting from the last one's best image (a
+        resumed run from the checkpoint's scale on); returns the best image of the last scale
+        reached."""
         image = initial_image(inputs, self.config)
         smallest = min_input_size(_layers(self.config))
         device = inputs.content.device
         fork = [device] if device.type == "cuda" else []
+        first = self.resume.scale if self.resume is not None else 1
         with torch.random.fork_rng(devices=fork), tf32_products(device, net.autocast is not None):
             torch.manual_seed(self.config.seed)  # stochastic losses draw from here, reproducibly
-            for index, size in enumerate(sizes, start=1):
+            for index, size in enumerate(sizes[first - 1 :], start=first):
                 objective = Objective(net, inputs.scaled(size, smallest), self.config)
                 image = self.scale(objective, resized(image, size), index)
                 if self.status != "completed":
@@ -220,22 +241,37 @@ class _Run:
         return image
 
     def scale(self, objective: Objective, image: Tensor, index: int) -> Tensor:
-        """Optimise at one scale from ``image``; returns the best image found there."""
+        """Optimise at one scale from ``image`` (or from the checkpoint being resumed);
+        returns the best image found there."""
         config, scale = self.config, self.info.pixel_scale
-        # The optimiser sees ``param`` = image x scale; see OptimizerInfo.pixel_scale.
-        # contiguous: a resized 1x1 image can come back with strides L-BFGS's view() rejects.
-        param = (image * scale).contiguous().requires_grad_(True)
+        resume, self.resume = self.resume, None  # a checkpoint restores its own scale only
+        loop = resume.loop if resume is not None else {}
+        if resume is not None:
+            image = resume.image.to(image)
+        # The optimiser sees ``param`` = image x scale; see OptimizerInfo.pixel_scale. A
+        # checkpoint keeps ``param`` itself: image x 255 / 255 is not always the same float.
+        # A contiguous copy: a resized 1x1 image can come back with strides L-BFGS's view()
+        # rejects, and the steps must not write into the checkpoint's tensor.
+        pixels = loop.get("param")
+        if not (isinstance(pixels, Tensor) and pixels.shape == image.shape):
+            pixels = image * scale
+        param = pixels.to(image).clone(memory_format=torch.contiguous_format).requires_grad_(True)
         optimizer = self.info.load()([param], config)
         warm_start(optimizer, param, self.carried)
-        if self.resume is not None:
-            optimizer.load_state_dict(self.resume.optimizer_state)
         done = len(self.history)
-        # The first scale runs config.iterations, later ones config.refine_iterations; a
-        # resumed (single-scale) run continues to config.iterations.
-        steps = config.iterations if index == 1 else config.refine_iterations
-        last = config.iterations if self.resume is not None else done + steps
+        begun = done  # the iterations before this scale
         best = _Best(image, done)
         ema = _EMA(config.ema)
+        if resume is not None:
+            optimizer.load_state_dict(copy.deepcopy(resume.optimizer_state))
+            begun = resume.scale_start
+            best.restore(loop, image)
+            ema.restore(loop, image)
+            rng = loop.get("rng")
+            if isinstance(rng, Tensor) and rng.dtype == torch.uint8:
+                torch.set_rng_state(rng)
+        # The first scale runs config.iterations, later ones config.refine_iterations.
+        steps = config.iterations if index == 1 else config.refine_iterations
         parts: dict[str, Tensor] = {}
 
         def closure() -> Tensor:
@@ -246,7 +282,7 @@ class _Run:
             return loss
 
         try:
-            for iteration in range(done + 1, last + 1):
+            for iteration in range(done + 1, begun + steps + 1):
                 optimizer.step(closure)
                 # One device-to-host copy for all four numbers: on a GPU each is a sync.
                 values = torch.stack([parts[k] for k in ("total", "content", "style", "tv")])
@@ -261,6 +297,7 @@ class _Run:
                     param.clamp_(0.0, scale)  # the paper's clip_0_1 after every step
                 current = ema.update(param.detach() / scale)
                 best.remember(current)
+                moment = _Moment(optimizer, param, index, begun, best, ema)
                 if self.callback is not None and self.callback(
                     Iterate(
                         **vars(record),
@@ -268,12 +305,12 @@ class _Run:
                         scale=index,
                         scales=self.scales,
                         image=current,
-                        checkpoint=functools.partial(self._checkpoint, optimizer, param, iteration),
+                        checkpoint=functools.partial(self._checkpoint, moment, iteration),
                     )
                 ):
                     self.status = "stopped"
                     break
-                if self._converged(done):
+                if self._converged(begun):
                     break
             if self.status in ("completed", "stopped"):
                 # The last image has not been evaluated yet; one forward pass settles whether
@@ -298,10 +335,38 @@ class _Run:
         before, now = recent[-window - 1].loss, recent[-1].loss
         return before - now < tolerance * abs(before)
 
-    def _checkpoint(
-        self, optimizer: torch.optim.Optimizer, param: Tensor, iteration: int
-    ) -> Checkpoint:
-        image = (param.detach() / self.info.pixel_scale).clone()
-        state = copy.deepcopy(optimizer.state_dict())
-        seconds = time.perf_counter() - self.start
-        return Checkpoint(image, iteration, state, list(self.history), seconds)
+    def _checkpoint(self, moment: _Moment, iteration: int) -> Checkpoint:
+        best, ema = moment.best, moment.ema
+        loop: dict[str, Tensor | float | int] = {
+            "param": moment.param.detach().clone(),
+            "best": best.best.clone(),
+            "best_loss": best.loss,
+            "best_iteration": best.iteration,
+            # The CPU generator only: on a GPU, stochastic losses draw afresh after a resume.
+            "rng": torch.get_rng_state(),
+        }
+        if ema.decay:
+            loop.update(ema=ema.average.clone(), ema_count=ema.count)
+        return Checkpoint(
+            best.previous.clone(),
+            iteration,
+            copy.deepcopy(moment.optimizer.state_dict()),
+            list(self.history),
+            time.perf_counter() - self.start,
+            moment.index,
+            moment.begun,
+            loop,
+        )
+
+
+@dataclass(frozen=True)
+class _Moment:
+    """What a checkpoint taken during a scale reads: that scale's optimiser, pixels, number,
+    first iteration (``begun`` steps came before it), best image and moving average."""
+
+    optimizer: torch.optim.Optimizer
+    param: Tensor
+    index: int
+    begun: int
+    best: _Best
+    ema: _EMA

@@ -28,8 +28,8 @@ from typing import Any
 import torch
 
 from ..core.config import StyleConfig
-from ..errors import EstiloError, show_notices
-from ..files import atomic_write, open_regular, read_regular
+from ..errors import CheckpointError, EstiloError, show_notices
+from ..files import atomic_write, read_regular
 from ..image.io import save_image
 from ..pipeline import (
     Checkpoint,
@@ -39,10 +39,15 @@ from ..pipeline import (
     pick_device,
     read,
     resize,
+    run_identity,
+    save_checkpoint,
     snapshot_path,
     stylize,
     working_size,
     write_history,
+)
+from ..pipeline import (
+    load_checkpoint as load_pipeline_checkpoint,
 )
 from ..quality import measure
 from .spec import Case, Experiment, Job
@@ -51,8 +56,6 @@ log = logging.getLogger(__name__)
 
 #: Seconds between checkpoints of a running job.
 CHECKPOINT_SECONDS = 30.0
-#: A checkpoint holds one image and the optimiser's state (L-BFGS: 100 image-sized vectors).
-CHECKPOINT_BYTES = 4 * 2**30
 #: experiment.json lists at most spec.MAX_CASES cases of a few hundred bytes each.
 MANIFEST_BYTES = 64 * 2**20
 #: runs.jsonl: a few KB per case.
@@ -176,6 +179,7 @@ def execute_job(job: Job, experiment: Experiment, folder: str) -> list[dict[str,
     checkpoint_path = workdir / "checkpoint.pt"
     config = job.config.replace(scales=1)
     resume = load_checkpoint(checkpoint_path, job, experiment, config)
+    identity = _identity(experiment, config)
     wanted = {case.config.iterations for case in job.cases}
     last_save = [time.monotonic()]
 
@@ -183,7 +187,7 @@ def execute_job(job: Job, experiment: Experiment, folder: str) -> list[dict[str,
         if step.iteration in wanted:
             save_image(step.image, snapshot_path(workdir / "iter.png", step.iteration))
         if step.checkpoint and time.monotonic() - last_save[0] > CHECKPOINT_SECONDS:
-            _save_checkpoint(checkpoint_path, step.checkpoint())
+            save_checkpoint(checkpoint_path, step.checkpoint(), identity)
             last_save[0] = time.monotonic()
 
     result = stylize(experiment.content, list(experiment.styles), config, on_iterate, resume=resume)
@@ -198,8 +202,10 @@ def execute_job(job: Job, experiment: Experiment, folder: str) -> list[dict[str,
     return [_record(case, job, result, root, workdir, content, style) for case in job.cases]
 
 
-def _save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
-    atomic_write(path, lambda handle: torch.save(checkpoint.to_state(), handle))
+def _identity(experiment: Experiment, config: StyleConfig) -> dict[str, Any]:
+    """What the job's checkpoint must match: its settings and the experiment's images."""
+    styles = {f"style {i}": Path(style) for i, style in enumerate(experiment.styles, 1)}
+    return run_identity(config, {"content": Path(experiment.content), **styles})
 
 
 def load_checkpoint(
@@ -207,25 +213,17 @@ def load_checkpoint(
 ) -> Checkpoint | None:
     """The job's checkpoint, or None (start afresh) if there is none or it cannot be trusted.
 
-    An experiment folder may come from someone else: the file is read with
+    An experiment folder may come from someone else: the pipeline reads the file with
     ``weights_only=True``, so a crafted pickle cannot run code, and a corrupt or foreign file
     costs a warning and a rerun of the job, never the experiment."""
     if not path.exists():
         return None
     try:
-        with open_regular(path, CHECKPOINT_BYTES, f"checkpoint {str(path)!r}") as handle:
-            state = torch.load(handle, map_location="cpu", weights_only=True)
-        checkpoint = Checkpoint.from_state(state)
-        content = read(experiment.content, config, "content").rgb
-        size = working_size(content.shape[-2], content.shape[-1], config)
-        if tuple(checkpoint.image.shape[-2:]) != size:
-            raise ValueError(f"its image is not {size[1]}x{size[0]}")
+        checkpoint = load_pipeline_checkpoint(path, _identity(experiment, config))
         if checkpoint.iteration > job.config.iterations:
-            raise ValueError("it is past the job's last iteration")
+            raise CheckpointError(f"{str(path)!r} is past the job's last iteration")
     except EstiloError as exc:
         reason = str(exc)
-    except Exception as exc:  # anything torch.load or the checks raise: distrust the file
-        reason = f"{str(path)!r} is not a usable checkpoint ({_first_line(exc)})"
     else:
         return checkpoint
     log.warning("%s; running job %s from the start", reason, job.id)

@@ -17,10 +17,10 @@ import io
 import os
 import struct
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -29,7 +29,14 @@ from torch import Tensor
 
 from ..errors import ImageError
 from ..files import atomic_write, open_regular
-from ..formats import DEFAULT_QUALITY, SETTINGS_KEYWORD, WRITE_FORMATS, check_quality
+from ..formats import (
+    DEFAULT_QUALITY,
+    SETTINGS_KEYWORD,
+    WRITE_FORMATS,
+    check_print,
+    check_quality,
+)
+from . import deep
 
 _ALPHA_FORMATS = {"PNG", "WEBP", "TIFF", "AVIF"}
 DEFAULT_MAX_PIXELS = 64_000_000
@@ -241,9 +248,9 @@ def srgb_profile() -> bytes:
 
 
 def save_options(
-    fmt: str, quality: int | None = None, settings: str | None = None
+    fmt: str, quality: int | None = None, settings: str | None = None, dpi: int = 0
 ) -> dict[str, Any]:
-    """Pillow's save arguments for ``fmt``: the sRGB tag, quality, compression, settings.
+    """Pillow's save arguments for ``fmt``: the sRGB tag, quality, compression, settings, DPI.
 
     JPEG keeps full-resolution colour (4:4:4): the default 4:2:0 halves the chroma, which
     blurs the thin coloured strokes that style transfer paints. WebP at quality 100 is
@@ -252,6 +259,8 @@ def save_options(
     check_quality(quality, fmt)
     level = DEFAULT_QUALITY if quality is None else quality
     options: dict[str, Any] = {} if fmt == "BMP" else {"icc_profile": srgb_profile()}
+    if dpi:
+        options.update(dpi=(dpi, dpi))
     if fmt == "JPEG":
         options.update(quality=level, subsampling=0)
     elif fmt == "WEBP" and level == 100:
@@ -287,22 +296,45 @@ def save_image(
     *,
     quality: int | None = None,
     settings: str | None = None,
+    bit_depth: int = 8,
+    dpi: int = 0,
 ) -> Path:
     """Write an image atomically; the format follows the extension (see :func:`save_options`).
 
     Alpha is written where the format holds it (PNG, WebP, AVIF, TIFF) and dropped otherwise.
     ``quality`` (1-100) applies to JPEG, WebP and AVIF; ``settings`` (a run's TOML) is stored
-    in PNGs, where ``estilo stylize --config`` reads it back.
+    in PNGs, where ``estilo stylize --config`` reads it back. ``bit_depth`` 16 (PNG, TIFF)
+    writes the floats' own levels; ``dpi`` goes into PNG, TIFF, JPEG and BMP metadata.
 
     Raises:
-        ImageError: unknown extension, a quality out of range or for a lossless format, or a
-            folder that cannot be written.
+        ImageError: unknown extension, a quality out of range or for a lossless format, 16 bits
+            or a DPI for a format without them, or a folder that cannot be written.
     """
     path = Path(path)
     fmt = output_format(path)
-    options = save_options(fmt, quality, settings)
-    image = to_pil(rgb, alpha if fmt in _ALPHA_FORMATS else None)
-    atomic_write(
-        path, lambda handle: image.save(handle, format=fmt, **options), mode, error=ImageError
-    )
+    check_print(fmt, bit_depth, dpi)
+    write: Callable[[BinaryIO], object]
+    if bit_depth == 16:
+        check_quality(quality, fmt)
+        pixels, icc = _levels(rgb, alpha), srgb_profile()
+        if fmt == "PNG":
+            write = functools.partial(
+                deep.write_png, pixels=pixels, icc=icc, dpi=dpi, settings=settings
+            )
+        else:
+            write = functools.partial(deep.write_tiff, pixels=pixels, icc=icc, dpi=dpi)
+    else:
+        options = save_options(fmt, quality, settings, dpi)
+        image = to_pil(rgb, alpha if fmt in _ALPHA_FORMATS else None)
+        write = functools.partial(image.save, format=fmt, **options)
+    atomic_write(path, write, mode, error=ImageError)
     return path
+
+
+def _levels(rgb: Tensor, alpha: Tensor | None) -> np.ndarray:
+    """(3, H, W) floats in [0, 1] (and alpha) as an (H, W, 3 or 4) uint16 array."""
+    channels = [rgb.detach().float().cpu().reshape(3, *rgb.shape[-2:])]
+    if alpha is not None:
+        channels.append(alpha.detach().float().cpu().reshape(1, *rgb.shape[-2:]))
+    levels = torch.cat(channels).clamp(0, 1).mul(65535).round().to(torch.int32)
+    return levels.permute(1, 2, 0).numpy().astype(np.uint16)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import html
+import json
+import logging
 import math
 import os
 import shutil
@@ -20,12 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from ..core.config import StyleConfig, resolve
-from ..errors import ConfigError, EstiloError, ImageError
+from ..errors import CheckpointError, ConfigError, EstiloError, ImageError
 from ..files import atomic_write
+from ..formats import CHECKPOINT_SUFFIX
 from ..image.io import load_image, save_image, to_pil
-from ..pipeline import stylize
+from ..pipeline import Checkpoint, Iterate, load_checkpoint, run_identity, save_checkpoint, stylize
 from .jobs import Busy, JobQueue, Snapshot, Ticket
 from .limits import Limits
+
+log = logging.getLogger(__name__)
 
 #: The options the page offers, in order; the rest keep the preset's values.
 OPTIONS = (
@@ -106,9 +111,28 @@ def make_request(
 
 
 def run_ticket(ticket: Ticket) -> None:
-    """The queue's runner: stylize, then save the image and its configuration atomically."""
+    """The queue's runner: stylize, then save the image and its configuration atomically.
+
+    While it runs, its state is saved every CHECKPOINT_SECONDS; a run that does not finish
+    (cancelled, or the server stopped) is resumed by the next request with the same uploads
+    and options, and a finished one deletes its checkpoint."""
     request: RunRequest = ticket.payload
     config = request.config
+    saved_at, identity = _checkpoint_of(request)
+    resume = _resumable(saved_at, identity)
+    if resume is not None:
+        ticket.notes.append(
+            f"continued from iteration {resume.iteration}, where an earlier run of the same "
+            "images and options stopped"
+        )
+    saved = [time.monotonic()]
+
+    def report(step: Iterate) -> bool:
+        if step.checkpoint is not None and time.monotonic() - saved[0] > CHECKPOINT_SECONDS:
+            save_checkpoint(saved_at, step.checkpoint(), identity, PRIVATE)
+            saved[0] = time.monotonic()
+        return ticket.report(step)
+
     try:
         # Decoded no larger than the run needs: a 20-megapixel upload must not cost its full
         # size in float32 (16 of them took a server from 0.7 to 4.8 GB).
@@ -118,10 +142,12 @@ def run_ticket(ticket: Ticket) -> None:
             _loaded(path, config, side, f"style image {i}")
             for i, path in enumerate(request.styles, 1)
         ]
-        result = stylize(content, styles, config, ticket.report, notify=ticket.notes.append)
+        result = stylize(content, styles, config, report, resume=resume, notify=ticket.notes.append)
     except EstiloError as exc:
         ticket.error = _without_paths(str(exc), request)
         return
+    if result.status == "completed":
+        saved_at.unlink(missing_ok=True)
     text = config.to_toml()
     # The PNG carries the settings too, so the picture alone can reproduce the run.
     image = save_image(
@@ -135,6 +161,36 @@ def run_ticket(ticket: Ticket) -> None:
 
 #: Results are readable by the server's account only.
 PRIVATE = 0o600
+#: Seconds between checkpoints of a running job: a cancel or a server restart loses at most
+#: this much of it (short runs never checkpoint).
+CHECKPOINT_SECONDS = 60.0
+#: The folder, in the server's work folder, of unfinished runs' checkpoints. Each is named by
+#: the digest of its run's identity, so the same request finds it from any session, after a
+#: restart too; ``sweep`` ages them out like finished runs.
+CHECKPOINTS = "checkpoints"
+
+
+def _checkpoint_of(request: RunRequest) -> tuple[Path, dict[str, Any]]:
+    """Where the run of ``request`` keeps its checkpoint, and the identity it must match."""
+    styles = {f"style {i}": path for i, path in enumerate(request.styles, 1)}
+    identity = run_identity(request.config, {"content": request.content, **styles})
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:32]
+    folder = request.folder.parent / CHECKPOINTS
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return folder / (digest + CHECKPOINT_SUFFIX), identity
+
+
+def _resumable(path: Path, identity: dict[str, Any]) -> Checkpoint | None:
+    """The checkpoint at ``path``, or None if there is none or it cannot be trusted (then it
+    goes, with a line in the server's log: the run starts afresh)."""
+    if not path.exists():
+        return None
+    try:
+        return load_checkpoint(path, identity)
+    except CheckpointError as exc:
+        log.warning("%s; starting the run afresh", exc)
+        path.unlink(missing_ok=True)
+        return None
 
 
 def _loaded(path: Path, config: StyleConfig, side: int, what: str) -> Any:
@@ -270,20 +326,31 @@ def sweep(queue: JobQueue, limits: Limits, workdir: Path) -> int:
     """Delete the run folders of finished runs older than ``keep_minutes``, then the oldest
     finished ones while the server's files exceed ``max_disk_mb``; returns the bytes left."""
     active = {t.payload.folder for t in queue.tickets() if isinstance(t.payload, RunRequest)}
+    # Unfinished runs' checkpoints age and go like finished runs; a running job's is
+    # rewritten every CHECKPOINT_SECONDS, and losing it costs only the chance to resume.
     finished = sorted(
-        (p for p in workdir.glob("run-*") if p.is_dir() and p not in active),
+        [p for p in workdir.glob("run-*") if p.is_dir() and p not in active]
+        + list((workdir / CHECKPOINTS).glob("*" + CHECKPOINT_SUFFIX)),
         key=lambda p: p.stat().st_mtime,
     )
     cutoff = time.time() - limits.keep_minutes * 60
-    for folder in [p for p in finished if p.stat().st_mtime < cutoff]:
-        shutil.rmtree(folder, ignore_errors=True)
-        finished.remove(folder)
+    for entry in [p for p in finished if p.stat().st_mtime < cutoff]:
+        _remove(entry)
+        finished.remove(entry)
     used = _disk_usage(workdir)
     while finished and used > limits.max_disk_mb * 2**20:
-        folder = finished.pop(0)
-        used -= _disk_usage(folder)
-        shutil.rmtree(folder, ignore_errors=True)
+        entry = finished.pop(0)
+        used -= _disk_usage(entry)
+        _remove(entry)
     return used
+
+
+def _remove(entry: Path) -> None:
+    """Delete a run folder or a checkpoint file."""
+    if entry.is_dir():
+        shutil.rmtree(entry, ignore_errors=True)
+    else:
+        entry.unlink(missing_ok=True)
 
 
 def forget_session(queue: JobQueue, workdir: Path, session: str) -> int:
@@ -299,6 +366,9 @@ def forget_session(queue: JobQueue, workdir: Path, session: str) -> int:
 
 
 def _disk_usage(folder: Path) -> int:
+    """The disk the files under ``folder`` (or the file ``folder``) take."""
+    if folder.is_file():
+        return folder.stat().st_blocks * 512
     total = 0
     for root, _, files in os.walk(folder):
         for name in files:
