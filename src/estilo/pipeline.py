@@ -26,6 +26,7 @@ from PIL import Image
 from torch import Tensor
 
 from .core.config import INIT_MODES, StyleConfig, resolve
+from .core.objective import PixelTerm
 from .core.stylize import Checkpoint, Iterate, LossRecord, Result, resized, scale_sizes
 from .core.stylize import stylize as optimise
 from .core.vgg import VGG19Features, Weights, load_weights
@@ -154,6 +155,8 @@ def stylize(
     mask: ImageSource | None = None,
     resume: Checkpoint | None = None,
     notify: Callable[[str], None] | None = None,
+    start: Tensor | None = None,
+    pixel: PixelTerm | None = None,
     **overrides: Any,
 ) -> Stylized:
     """Stylize ``content`` with one or more styles: the Python API.
@@ -168,6 +171,10 @@ def stylize(
             where each style applies.
         resume: continue a single-scale run from ``Iterate.checkpoint()``.
         notify: receives one-line notices before the run (e.g. a memory fallback).
+        start: a (3, H, W) starting image in [0, 1] the content's size, instead of
+            ``config.init`` (video starts each frame from the previous one, warped).
+        pixel: an extra pixel-space term with target and mask the content's size (video's
+            temporal loss).
         **overrides: any StyleConfig field, e.g. ``iterations=100``; ``preset="paper"`` too.
 
     Returns:
@@ -181,8 +188,8 @@ def stylize(
     sources = style_list(style)
     content_image = read(content, config, "content image")
     style_images = [read(s, config, "style image") for s in sources]
-    init = None
-    if config.init not in INIT_MODES:
+    init = start
+    if init is None and config.init not in INIT_MODES:
         init = read(config.init, config, "init image").rgb
 
     size = working_size(content_image.rgb.shape[-2], content_image.rgb.shape[-1], config)
@@ -196,24 +203,29 @@ def stylize(
         styles = [color.match_histogram(s, content_rgb) for s in styles]
     elif config.preserve_colors == "luminance":
         styles = [color.match_luminance(s, content_rgb) for s in styles]
-    if callback is not None and config.preserve_colors == "luminance":
+    grey = config.preserve_colors == "luminance"
+    if callback is not None and grey:
         callback = _recoloured(callback, content_rgb)
+    if init is not None:
+        init = resize(init, size)
+        init = color.luminance(init)[None] if grey else init[None]
+    if pixel is not None and grey:  # luminance mode optimises grey images: like with like
+        pixel = dataclasses.replace(pixel, target=color.luminance(pixel.target[0])[None])
     result: Result = optimise(
-        color.luminance(content_rgb)[None]
-        if config.preserve_colors == "luminance"
-        else content_rgb[None],
+        color.luminance(content_rgb)[None] if grey else content_rgb[None],
         [s[None] for s in styles],
         config,
         blend=style_weights,
         masks=masks,
-        init=None if init is None else resize(init, size)[None],
+        init=init,
         callback=callback,
         weights=cached_weights(config.weights),
         resume=resume,
         notify=notify,
+        pixel=None if pixel is None else pixel.fitted(size, torch.device("cpu")),
     )
     image = result.image[0].cpu()
-    if config.preserve_colors == "luminance":
+    if grey:
         image = color.restore_chroma(image, content_rgb)
     alpha = None if content_image.alpha is None else resize(content_image.alpha, size)
     return Stylized(

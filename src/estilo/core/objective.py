@@ -7,6 +7,7 @@ Separate from the loop (``stylize.py``) so that each reads in one sitting: this 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -116,13 +117,40 @@ class SelfSimilarityContent:
         ).mean()
 
 
+@dataclass(frozen=True)
+class PixelTerm:
+    """An extra term on the pixels themselves: ``weight`` x the mean over pixels and channels of
+    ``mask`` x (image − ``target``)². Ruder et al. 2016's temporal loss is one: the target is
+    the previous stylised frame warped by the optical flow, the mask 1 where the flow can be
+    followed and 0 at occlusions and motion boundaries (their 1/D Σ c (x − ω)²).
+
+    ``target`` is (1, 3, H, W) in [0, 1], ``mask`` (1, 1, H, W) in [0, 1]."""
+
+    target: Tensor
+    mask: Tensor
+    weight: float
+
+    def fitted(self, size: tuple[int, int], device: torch.device) -> PixelTerm:
+        """The term at another scale of a coarse-to-fine run, on ``device``."""
+        target, mask = self.target.to(device), self.mask.to(device)
+        if tuple(target.shape[-2:]) != size:
+            target = F.interpolate(
+                target, size=size, mode="bilinear", antialias=True, align_corners=False
+            )
+        return PixelTerm(target, F.interpolate(mask, size=size, mode="area"), self.weight)
+
+    def __call__(self, image: Tensor) -> Tensor:
+        return self.weight * (self.mask * (image - self.target) ** 2).mean()
+
+
 class Objective:
     """Weighted content + style + TV loss of an image against fixed targets.
 
     Several styles are blended by summing their distances with weights that sum to 1. For
     gram, mmd-*, and meanstd this has the same gradient as matching the weighted average of the
     statistics; with masks each style is matched only where its mask is (guided statistics,
-    Gatys et al. 2017)."""
+    Gatys et al. 2017). An optional :class:`PixelTerm` (video's temporal loss) joins the total;
+    it is not one of the reported parts."""
 
     def __init__(
         self,
@@ -132,8 +160,9 @@ class Objective:
         config: StyleConfig,
         blend: Sequence[float],
         masks: Sequence[Tensor | None],
+        pixel: PixelTerm | None = None,
     ) -> None:
-        self.net, self.config = net, config
+        self.net, self.config, self.pixel = net, config, pixel
         info = lookup(STYLE_LOSSES, config.style_loss, "style loss")
         self.statistic: StyleStatistic = info.load()
         self.style_weight = config.style_weight * info.weight
@@ -197,4 +226,5 @@ class Objective:
             "style": self.style_weight * self.style_loss(feats),
             "tv": cfg.tv_weight * tv_loss(image) if cfg.tv_weight else image.new_zeros(()),
         }
-        return parts["content"] + parts["style"] + parts["tv"], parts
+        total = parts["content"] + parts["style"] + parts["tv"]
+        return total if self.pixel is None else total + self.pixel(image), parts

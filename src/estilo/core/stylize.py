@@ -26,7 +26,7 @@ from ..errors import ConfigError
 from .config import StyleConfig
 from .layers import layer_index, min_input_size
 from .memory import MemoryPlan, plan
-from .objective import Objective
+from .objective import Objective, PixelTerm
 from .registry import OPTIMIZERS, lookup
 from .vgg import VGG19Features, Weights, load_weights
 
@@ -290,6 +290,7 @@ def stylize(
     weights: Weights | None = None,
     resume: Checkpoint | None = None,
     notify: Callable[[str], None] | None = None,
+    pixel: PixelTerm | None = None,
 ) -> Result:
     """Optimise an image to match ``content``'s features and the styles' statistics.
 
@@ -304,6 +305,8 @@ def stylize(
         weights: preloaded VGG19 weights (default: read ``config.weights``).
         resume: continue a single-scale run from a checkpoint taken by ``Iterate.checkpoint``.
         notify: receives one-line notices before the run (memory fallback).
+        pixel: an extra pixel-space term at the output's size (video's temporal loss),
+            resized to each scale.
 
     Raises:
         ConfigError: bad options, images too small for the layers, or a run that would not fit
@@ -385,7 +388,13 @@ def stylize(
                 None if m is None else F.interpolate(m, size=size, mode="area") for m in masks
             ]
             objective = Objective(
-                net, resized(content, size), scaled_styles, config, blend, scaled_masks
+                net,
+                resized(content, size),
+                scaled_styles,
+                config,
+                blend,
+                scaled_masks,
+                None if pixel is None else pixel.fitted(size, device),
             )
             image = run.scale(objective, resized(image, size), index)
             if run.status != "completed":
