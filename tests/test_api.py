@@ -26,6 +26,7 @@ def test_public_api_is_pinned() -> None:
         "ImageError",
         "Iterate",
         "LossRecord",
+        "PaintedFrame",
         "StyleConfig",
         "Stylized",
         "__version__",
@@ -33,6 +34,7 @@ def test_public_api_is_pinned() -> None:
         "resolve",
         "save_image",
         "stylize",
+        "stylize_video",
     }
     for name in estilo.__all__:
         assert getattr(estilo, name) is not None
@@ -147,6 +149,10 @@ def imports_of(path: Path) -> set[str]:
         ("pipeline.py", ("estilo.cli", "estilo.experiments", "argparse")),
         ("quality", ("estilo.cli", "estilo.experiments", "estilo.web", "argparse")),
         ("experiments", ("estilo.cli", "estilo.web", "argparse")),
+        (
+            "video",
+            ("estilo.cli", "estilo.web", "estilo.experiments", "estilo.core.stylize", "argparse"),
+        ),
     ],
 )
 def test_dependencies_point_one_way(layer: str, forbidden: tuple[str, ...]) -> None:

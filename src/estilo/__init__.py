@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .core.stylize import Iterate, LossRecord
     from .image.io import load_image, save_image
     from .pipeline import Stylized, stylize
+    from .video import PaintedFrame, stylize_video
 
 __version__ = "0.1.0"
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "ImageError",
     "Iterate",
     "LossRecord",
+    "PaintedFrame",
     "StyleConfig",
     "Stylized",
     "__version__",
@@ -36,6 +38,7 @@ __all__ = [
     "resolve",
     "save_image",
     "stylize",
+    "stylize_video",
 ]
 
 _LAZY = {
@@ -45,6 +48,8 @@ _LAZY = {
     "save_image": "image.io",
     "Stylized": "pipeline",
     "stylize": "pipeline",
+    "PaintedFrame": "video",
+    "stylize_video": "video",
 }
 
 

@@ -16,6 +16,7 @@ import platform
 import signal
 import socket
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -153,6 +154,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_flags(stylize, None)
     demo = commands.add_parser("demo", help="stylize the bundled sample images")
     _add_run_flags(demo, "estilo-demo.png")
+    video = commands.add_parser(
+        "video",
+        help="stylize a video without flicker (needs estilo[video])",
+        description="estilo video VIDEO STYLE[:WEIGHT]... -o OUT | estilo video --demo. Each "
+        "frame starts from the previous one warped by the optical flow and is held to it "
+        "(--temporal-weight); finished frames are kept, and a rerun resumes.",
+    )
+    video.add_argument("inputs", nargs="*", metavar="VIDEO STYLE[:WEIGHT]")
+    video.add_argument("--demo", action="store_true", help="a pan over the bundled photo")
+    video.add_argument(
+        "-o", "--output", help="video file (.mp4 .mov .m4v .mkv) or a folder/ for PNG frames"
+    )
+    video.add_argument("--frames", metavar="A:B", help="frames A (from 0) up to B only")
+    video.add_argument("--fps", type=float, help="output frame rate (default: the input's)")
+    video.add_argument(
+        "--keyframe-iterations",
+        type=int,
+        metavar="N",
+        help="the first frame's iterations (default: --iterations, every later frame's)",
+    )
+    video.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    _add_config_flags(video)
     commands.add_parser("info", help="versions, device, weights file and licence")
     evaluate = commands.add_parser(
         "evaluate",
@@ -240,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
                 return experiment_command(args)
             if args.command == "serve":
                 return serve_command(args)
+            if args.command == "video":
+                return video_command(args, received)
             return stylize_command(args, received)
     except EstiloError as exc:
         print(f"estilo: error: {exc}", file=sys.stderr)
@@ -256,9 +281,12 @@ def main(argv: list[str] | None = None) -> int:
         return code
 
 
-def config_from_args(args: argparse.Namespace) -> StyleConfig:
+def config_from_args(args: argparse.Namespace, **defaults: Any) -> StyleConfig:
+    """The flags given over ``defaults`` over ``--config`` over ``--preset``."""
+    if args.preset and args.config:
+        raise EstiloError("give --preset or --config, not both (a config file can name a preset)")
     overrides = {name: getattr(args, name) for name in FIELDS if hasattr(args, name)}
-    return resolve(args.preset or "default", args.config, **overrides)
+    return resolve(args.preset or "default", args.config, **{**defaults, **overrides})
 
 
 def stylize_command(args: argparse.Namespace, received: list[int] | None = None) -> int:
@@ -267,8 +295,6 @@ def stylize_command(args: argparse.Namespace, received: list[int] | None = None)
     if args.command == "demo":
         args.content, args.styles = str(DEMO_CONTENT), [str(DEMO_STYLE)]
     styles, weights = zip(*map(parse_style, args.styles), strict=True)
-    if args.preset and args.config:
-        raise EstiloError("give --preset or --config, not both (a config file can name a preset)")
     config = config_from_args(args)
     if args.print_config:
         sys.stdout.write(config.to_toml())
@@ -307,6 +333,68 @@ def stylize_command(args: argparse.Namespace, received: list[int] | None = None)
         early = f" (--tolerance stopped it after {ran} of {result.planned} iterations)"
         early = early if ran < result.planned else ""
         print(f"done in {result.seconds:.1f} s{early}: {output}")
+    return 0
+
+
+def video_command(args: argparse.Namespace, received: list[int]) -> int:
+    """Stylize a video (or the demo clip), one line per frame; Ctrl-C keeps finished frames."""
+    from .video import frames_folder, parse_frames, require_video, stylize_video
+    from .video.demo import DEMO_SETTINGS, write_demo_clip
+
+    if args.demo != (not args.inputs):
+        raise EstiloError("give a video and one or more styles, or --demo alone")
+    if not args.demo and len(args.inputs) < 2:
+        raise EstiloError("give a video and one or more style images")
+    config = config_from_args(args, **(DEMO_SETTINGS if args.demo else {}))
+    if args.print_config:
+        sys.stdout.write(config.to_toml())
+        return 0
+    output = args.output or ("estilo-video-demo.mp4" if args.demo else None)
+    if output is None:
+        raise EstiloError("give the output with -o OUT.mp4 (or -o FOLDER/ for PNG frames)")
+    require_video()
+    done = 0
+    with tempfile.TemporaryDirectory(prefix="estilo-video-") as scratch:
+        if args.demo:
+            video, styles, weights = (
+                write_demo_clip(Path(scratch) / "demo.mov"),
+                [DEMO_STYLE],
+                [1.0],
+            )
+        else:
+            video = Path(args.inputs[0])
+            styles, weights = map(list, zip(*map(parse_style, args.inputs[1:]), strict=True))
+        frames = stylize_video(
+            video,
+            styles,
+            output,
+            config,
+            style_weights=weights,
+            frames=parse_frames(args.frames) if args.frames else (0, None),
+            fps=args.fps,
+            keyframe_iterations=args.keyframe_iterations,
+            notify=lambda notice: print(f"estilo: {notice}", file=sys.stderr),
+        )
+        try:
+            for frame in frames:
+                done = frame.index
+                if not args.quiet:
+                    what = (
+                        "kept from an earlier run"
+                        if frame.resumed
+                        else (f"{frame.iterations} iterations, {frame.seconds:.1f} s")
+                    )
+                    print(f"frame {frame.index}/{frame.total}: {what}", flush=True)
+        except KeyboardInterrupt:
+            code, what = _interrupt_status(received[0] if received else None)
+            print(
+                f"estilo: {what}; the {done} finished frames are kept in "
+                f"{str(frames_folder(output))!r}: run the same command again to resume",
+                file=sys.stderr,
+            )
+            return code
+    if not args.quiet:
+        print(f"done: {output}")
     return 0
 
 

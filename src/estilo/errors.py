@@ -18,3 +18,7 @@ class ConfigError(EstiloError):
 
 class ImageError(EstiloError):
     """An image that is missing, unreadable, too large or cannot be written."""
+
+
+class VideoError(EstiloError):
+    """A video that is missing, not a video, damaged, too large or cannot be written."""

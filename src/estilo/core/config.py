@@ -56,6 +56,11 @@ class StyleConfig:
     tv_weight: float = _opt(
         3e6, "weight of the total-variation smoothness loss (keeps pixel speckle out)"
     )
+    temporal_weight: float = _opt(
+        1e8,
+        "video: weight of the temporal loss that holds each frame to the previous one warped by "
+        "the optical flow (0: every frame painted on its own)",
+    )
     content_layers: tuple[str, ...] = _opt(("relu4_2",), "comma-separated content layers")
     style_layers: tuple[str, ...] = _opt(
         ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"), "comma-separated style layers"
@@ -296,7 +301,7 @@ def _check(config: StyleConfig) -> StyleConfig:
         config.lr is None or (math.isfinite(config.lr) and config.lr > 0),
         "lr must be a positive number",
     )
-    for name in ("content_weight", "style_weight", "tv_weight"):
+    for name in ("content_weight", "style_weight", "tv_weight", "temporal_weight"):
         value = getattr(config, name)
         require(math.isfinite(value) and value >= 0, f"{name} must be a finite number >= 0")
     require(
