@@ -26,8 +26,9 @@ from PIL import Image
 from torch import Tensor
 
 from .core.config import INIT_MODES, StyleConfig, resolve
-from .core.objective import PixelTerm
-from .core.stylize import Checkpoint, Iterate, LossRecord, Result, resized, scale_sizes
+from .core.objective import PixelTerm as PixelTerm  # re-exported for estilo.video
+from .core.stylize import Checkpoint, LossRecord, Result, resized, scale_sizes
+from .core.stylize import Iterate as Iterate  # re-exported for estilo.video
 from .core.stylize import stylize as optimise
 from .core.vgg import VGG19Features, Weights, load_weights
 from .errors import ImageError
@@ -145,6 +146,15 @@ def read_mask(
     return [(nearest == label).float() for label in labels]
 
 
+def configured(config: StyleConfig | None, overrides: dict[str, Any]) -> StyleConfig:
+    """``config`` (default: the ``default`` preset) with the API's keyword ``overrides``; a
+    ``preset`` among them starts from that preset instead."""
+    preset = overrides.pop("preset", None)
+    if preset is not None:
+        return resolve(preset, **overrides)
+    return resolve(base=config or StyleConfig(), **overrides)
+
+
 def stylize(
     content: ImageSource,
     style: ImageSource | Sequence[ImageSource],
@@ -180,11 +190,7 @@ def stylize(
     Returns:
         A :class:`Stylized` with the best image and the loss history.
     """
-    preset = overrides.pop("preset", None)
-    if preset is not None:
-        config = resolve(preset, **overrides)
-    else:
-        config = resolve(base=config or StyleConfig(), **overrides)
+    config = configured(config, overrides)
     sources = style_list(style)
     content_image = read(content, config, "content image")
     style_images = [read(s, config, "style image") for s in sources]

@@ -25,10 +25,18 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..core.config import StyleConfig, resolve
+from ..core.config import StyleConfig
 from ..errors import ConfigError, VideoError
 from ..image.io import load_image, save_image
-from ..pipeline import ImageSource, Iterate, read, resize, style_list, working_size
+from ..pipeline import (
+    ImageSource,
+    Iterate,
+    configured,
+    read,
+    resize,
+    style_list,
+    working_size,
+)
 from .flow import motion
 from .io import Timing, VideoInfo, check_audio, container_format, probe, read_frames, write_video
 from .painter import OptimiserPainter, Painter
@@ -311,17 +319,17 @@ def stylize_video(
             damaged midway (the finished frames are kept; the message names the frame).
     """
     require_video()
-    preset = overrides.pop("preset", None)
-    if preset is not None:
-        config = resolve(preset, **overrides)
-    else:
-        config = resolve(base=config or StyleConfig(), **overrides)
+    config = configured(config, overrides)
     first, stop = frames
     if fps is not None and not 0 < fps <= 1000:
         raise ConfigError("--fps must be above 0 and at most 1000")
     if keyframe_iterations is not None and keyframe_iterations < 1:
         raise ConfigError("--keyframe-iterations must be at least 1")
     info = probe(Path(video), config.max_pixels)
+    if info.frames and first >= info.frames:
+        raise ConfigError(
+            f"--frames {first}: the video has {info.frames} frames (0 to {info.frames - 1})"
+        )
     sources = style_list(style)
     styles = [read(source, config, "style image").rgb for source in sources]
     file = None if output is None or _is_folder(output) else Path(output)
@@ -332,10 +340,7 @@ def stylize_video(
         job = _digest(
             [
                 info.path,
-                *[
-                    s if isinstance(s, Tensor) else _file_or_pixels(s, t)
-                    for s, t in zip(sources, styles, strict=True)
-                ],
+                *[_file_or_pixels(s, t) for s, t in zip(sources, styles, strict=True)],
                 list(style_weights or []),
                 {k: v for k, v in config.to_dict().items() if k not in NOT_IDENTITY},
                 [first, stop, fps, keyframe_iterations],
@@ -380,7 +385,9 @@ def stylize_video(
             yield PaintedFrame(count, total, image, iterations, seconds, False)
             previous = (frame, image)
     except VideoError as exc:
-        if store is None:
+        if store is None or count == 0:
+            if store is not None and done == 0:
+                store.remove(0)  # nothing was painted: leave nothing behind
             raise
         raise VideoError(
             f"{exc}; the {count} finished frames are in {str(store.folder)!r}"
