@@ -31,7 +31,7 @@ from .core.stylize import Checkpoint, LossRecord, Result, resized, scale_sizes
 from .core.stylize import Iterate as Iterate  # re-exported for estilo.video
 from .core.stylize import stylize as optimise
 from .core.vgg import VGG19Features, Weights, load_weights
-from .errors import ImageError
+from .errors import EstiloError, ImageError
 from .image import color
 from .image.io import LoadedImage, atomic_write, load_image, output_format, save_image, to_pil
 
@@ -268,22 +268,29 @@ def check_output(output: Path, inputs: list[Path]) -> None:
         raise ImageError(f"output {str(output)!r}: {exc.strerror or exc}") from None
     output_format(output)
     folder = output.parent if str(output.parent) else Path(".")
-    if not folder.is_dir():
-        raise ImageError(f"output folder {str(folder)!r} does not exist")
-    if not os.access(folder, os.W_OK):
+    if folder.is_dir() and not os.access(folder, os.W_OK):
         raise ImageError(f"output folder {str(folder)!r} is not writable")
-    # The save makes a temporary file named after the output: make one now, so a name the
-    # file system refuses fails here and not after the run.
-    try:
-        fd, probe = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise ImageError(f"cannot write {str(output)!r}: {exc.strerror or exc}") from None
-    os.close(fd)
-    os.unlink(probe)
+    check_writable(output)
     target = _entry(output)
     for source in inputs:
         if _entry(source) == target:
             raise ImageError(f"output {str(output)!r} is one of the inputs; refusing to overwrite")
+
+
+def check_writable(path: Path, error: type[EstiloError] = ImageError) -> None:
+    """Fail unless ``path``'s folder exists and holds a new file named after ``path``.
+
+    An atomic save makes a temporary named after its target: make one now, so that a name the
+    file system refuses (too long, say) fails before the run, not after it."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise error(f"output folder {str(folder)!r} does not exist")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise error(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def check_writes(

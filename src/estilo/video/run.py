@@ -14,7 +14,6 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from ..image.io import load_image, save_image
 from ..pipeline import (
     ImageSource,
     Iterate,
+    check_writable,
     configured,
     read,
     resize,
@@ -117,7 +117,7 @@ class FrameStore:
         """Fail unless the folder is absent, empty, or holds this same job's frames."""
         label = repr(str(self.folder))
         if not self.folder.exists():
-            _check_writable(self.folder)
+            check_writable(self.folder, VideoError)
             return
         if not self.folder.is_dir():
             raise VideoError(f"{label} is in the way of the frames folder; move it")
@@ -134,7 +134,7 @@ class FrameStore:
                 )
         elif any(self.folder.iterdir()):
             raise VideoError(f"{label} is not empty and holds no estilo frames; refusing to use it")
-        _check_writable(self.folder / MANIFEST)
+        check_writable(self.folder / MANIFEST, VideoError)
 
     def _manifest(self) -> dict[str, str]:
         return {"format": MANIFEST_FORMAT, "job": self.identity}
@@ -168,21 +168,6 @@ class FrameStore:
         (self.folder / MANIFEST).unlink(missing_ok=True)
         with contextlib.suppress(OSError):  # someone put something else in it: theirs to keep
             self.folder.rmdir()
-
-
-def _check_writable(path: Path) -> None:
-    """Fail unless a file can be made beside ``path`` under a name longer than its own (the
-    temporary it will be written as), so a folder or a name the file system refuses fails
-    before any frame is painted."""
-    folder, label = path.parent if str(path.parent) else Path("."), repr(str(path))
-    if not folder.is_dir():
-        raise VideoError(f"cannot write {label}: folder {str(folder)!r} does not exist")
-    try:
-        fd, probe_path = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise VideoError(f"cannot write {label}: {exc.strerror or exc}") from None
-    os.close(fd)
-    os.unlink(probe_path)
 
 
 def _quantised(image: Tensor) -> Tensor:
@@ -418,5 +403,5 @@ def _check_output(path: Path, info: VideoInfo) -> None:
         same = False
     if same:
         raise VideoError(f"output {label} is the input video; refusing to overwrite it")
-    _check_writable(path)
+    check_writable(path, VideoError)
     check_audio(path, info)
