@@ -26,7 +26,7 @@ from torch import Tensor
 
 from ..core.config import StyleConfig
 from ..errors import ConfigError, VideoError
-from ..image.io import load_image, save_image
+from ..image.io import atomic_write, load_image, save_image
 from ..pipeline import (
     ImageSource,
     Iterate,
@@ -144,7 +144,8 @@ class FrameStore:
         self.folder.mkdir(exist_ok=True)
         manifest = self.folder / MANIFEST
         if not manifest.is_file():
-            manifest.write_text(json.dumps(self._manifest()) + "\n")
+            text = json.dumps(self._manifest()) + "\n"
+            atomic_write(manifest, lambda handle: handle.write(text.encode()))
         done = 0
         while self.path(done + 1).is_file():
             done += 1
