@@ -21,7 +21,7 @@ from .io import rgb24
 DEMO_FRAMES, DEMO_FPS, DEMO_SIZE = 24, 12, (180, 320)
 #: What ``estilo video --demo`` changes from the default settings so that it finishes in
 #: about a minute on a 2-core CPU (any flag given overrides them).
-DEMO_SETTINGS = {"size": 128, "iterations": 40, "tolerance": 0.0}
+DEMO_SETTINGS = {"size": 128, "iterations": 40}
 
 
 def demo_frames(count: int = DEMO_FRAMES, size: tuple[int, int] = DEMO_SIZE) -> list[torch.Tensor]:
