@@ -16,6 +16,7 @@ import argparse
 import torch
 
 from estilo.core.config import resolve
+from estilo.core.inputs import RunInputs
 from estilo.core.objective import Objective
 from estilo.core.registry import CONTENT_LOSSES, STYLE_LOSSES
 from estilo.core.vgg import VGG19Features
@@ -33,7 +34,7 @@ def style_terms(size: int, repeats: int) -> dict[str, float]:
     values = {}
     for name in STYLE_LOSSES:
         config = resolve(size=size, style_loss=name, style_weight=1.0)
-        objective = Objective(net, content, [style], config, [1.0], [None])
+        objective = Objective(net, RunInputs.make(content, style), config)
         with torch.no_grad():
             feats = net(content)
             torch.manual_seed(0)
@@ -50,7 +51,7 @@ def content_terms(size: int) -> dict[str, float]:
     values = {}
     for name in CONTENT_LOSSES:
         config = resolve(size=size, content_loss=name)
-        objective = Objective(net, content, [style], config, [1.0], [None])
+        objective = Objective(net, RunInputs.make(content, style), config)
         with torch.no_grad():
             values[name] = float(objective.content(net(style)))
     return values

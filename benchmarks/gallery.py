@@ -14,7 +14,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from estilo.core.registry import STYLE_LOSSES
-from estilo.image.io import atomic_write
+from estilo.files import atomic_write
 from estilo.image.samples import DEMO_CONTENT, DEMO_STYLE
 from estilo.pipeline import stylize
 

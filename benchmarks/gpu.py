@@ -23,13 +23,14 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
+from unittest import mock
 
 import torch
 
 from estilo.core import memory
-from estilo.core import stylize as stylize_module
 from estilo.core.config import resolve
-from estilo.core.stylize import Iterate
+from estilo.core.inputs import RunInputs
+from estilo.core.records import Iterate
 from estilo.core.stylize import stylize as optimise
 from estilo.core.vgg import VGG19Features
 from estilo.image.samples import DEMO_CONTENT, DEMO_STYLE
@@ -146,9 +147,6 @@ def _float32_products(device: torch.device, enabled: bool) -> Iterator[None]:
     yield  # leaves PyTorch's default: full float32 matrix products
 
 
-tf32_products = stylize_module._tf32_products
-
-
 def variants(args: argparse.Namespace) -> None:
     """What pays: memory layout and precision of the bare pass, TF32 for the Gram products,
     and where an estilo iteration spends its GPU time."""
@@ -165,15 +163,15 @@ def variants(args: argparse.Namespace) -> None:
     # float32 matrix products (the Gram matrices) with and without TF32; twice, for the spread.
     for trial in (1, 2):
         for tf32 in (True, False):
-            if not tf32:
-                stylize_module._tf32_products = _float32_products
+            # The loop looks tf32_products up in its own module: patch it there.
+            products = "estilo.core.stylize.tf32_products"
             for optimizer in ("adam", "lbfgs"):
-                seconds = estilo_seconds(args, optimizer, "bfloat16")
+                with contextlib.nullcontext() if tf32 else mock.patch(products, _float32_products):
+                    seconds = estilo_seconds(args, optimizer, "bfloat16")
                 record(args.out, "variant", what=f"estilo {optimizer} bf16", tf32=tf32,
                        trial=trial, seconds=seconds)  # fmt: skip
                 print(f"| estilo {optimizer} bfloat16 | TF32 products {tf32}, trial {trial} "
                       f"| {seconds:.4f} |", flush=True)  # fmt: skip
-            stylize_module._tf32_products = tf32_products
     activities = [torch.profiler.ProfilerActivity.CPU]
     if torch.cuda.is_available():
         activities.append(torch.profiler.ProfilerActivity.CUDA)
@@ -253,7 +251,8 @@ def sizes(args: argparse.Namespace) -> None:
                 steps.append(time.perf_counter())
 
             try:
-                result = optimise(content, style, config, weights=weights, callback=tick)
+                inputs = RunInputs.make(content, style)
+                result = optimise(inputs, config, weights=weights, callback=tick)
             except Exception as exc:  # a refusal (ConfigError) or an out-of-memory error
                 row["error"] = str(exc).splitlines()[0][:120]
             else:

@@ -19,6 +19,7 @@ import sys
 CASE = """
 import json, sys, torch
 from estilo.core.config import resolve
+from estilo.core.inputs import RunInputs
 from estilo.core.memory import peak_resident
 from estilo.core.stylize import stylize
 from estilo.pipeline import cached_weights
@@ -29,7 +30,7 @@ image, style = (torch.rand(1, 3, size, size, generator=g) for _ in range(2))
 config = resolve(size=size, iterations=iterations, scales=1, optimizer=optimizer,
                  recompute=recompute, log_every=0)
 resident = int(open("/proc/self/statm").read().split()[1]) * 4096
-result = stylize(image, style, config, weights=weights)
+result = stylize(RunInputs.make(image, style), config, weights=weights)
 cuda = torch.cuda.is_available()
 print(json.dumps({
     "rss_mib": peak_resident() / 2**20,

@@ -32,7 +32,8 @@ from reference import pastiche_run
 
 from estilo.core.config import resolve
 from estilo.core.registry import STYLE_LOSSES
-from estilo.image.io import atomic_write, save_image
+from estilo.files import atomic_write
+from estilo.image.io import save_image
 from estilo.pipeline import read, resize, stylize, working_size
 from estilo.quality import FIELDS, measure
 

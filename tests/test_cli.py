@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
+import logging
 import os
 import re
 import signal
@@ -14,7 +16,7 @@ import pytest
 from PIL import Image
 
 from estilo import cli
-from estilo.core.config import FIELDS, PRESETS, StyleConfig, resolve
+from estilo.core.config import COMMAND_GROUPS, FIELDS, GROUPS, PRESETS, StyleConfig, resolve
 
 FAST = ["--size", "48", "--iterations", "3", "--device", "cpu"]
 
@@ -149,16 +151,130 @@ def test_flags_override_config_file(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert code == 0 and "lr = 0.5\n" in toml and "size = 1024\n" in toml
 
 
-def test_every_config_field_has_a_flag_with_the_same_default() -> None:
+def subcommand(*path: str) -> argparse.ArgumentParser:
+    """The parser of ``estilo PATH...``."""
     parser = cli.build_parser()
-    stylize = parser._subparsers._group_actions[0].choices["stylize"]  # type: ignore[union-attr]
-    flags = {action.dest: action for action in stylize._actions}
-    for name in FIELDS:
-        assert name in flags, name
-        # The help text shows the default preset's value.
-        default = getattr(StyleConfig(), name)
-        shown = ",".join(map(str, default)) if isinstance(default, tuple) else str(default)
-        assert f"(default: {shown})" in flags[name].help
+    for name in path:
+        actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        parser = actions[0].choices[name]
+    return parser
+
+
+def every_command(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> list[tuple[str, ...]]:
+    found = [path]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found += every_command(sub, (*path, name))
+    return found
+
+
+def test_every_config_field_has_a_flag_and_no_flag_means_the_default(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    shown = {n for n in FIELDS if FIELDS[n].metadata["group"] in COMMAND_GROUPS["stylize"]}
+    assert set(FIELDS) == shown | {"temporal_weight"}  # a still has no frame before it
+    for command in ("stylize", "demo"):
+        flags = {action.dest for action in subcommand(command)._actions}
+        assert shown <= flags and "temporal_weight" not in flags, command
+    assert set(FIELDS) <= {action.dest for action in subcommand("video")._actions}
+    code, toml, _ = run_cli(capsys, "stylize", "a.png", "b.png", "--print-config")
+    assert code == 0 and toml == StyleConfig().to_toml()
+    code, _, err = run_cli(capsys, "stylize", "a.png", "b.png", "--temporal-weight", "0")
+    assert code == 2 and "unrecognized arguments: --temporal-weight" in err
+
+
+@pytest.mark.parametrize("command", ["stylize", "video"])
+def test_help_groups_the_options_by_the_config_fields_group(command: str) -> None:
+    groups = {g.title: g for g in subcommand(command)._action_groups}
+    keys = COMMAND_GROUPS[command]
+    for key in keys:
+        dests = {action.dest for action in groups[GROUPS[key]]._group_actions}
+        assert {n for n in FIELDS if FIELDS[n].metadata["group"] == key} <= dests, key
+    assert {"output", "quiet"} <= {
+        action.dest for action in groups[GROUPS["output"]]._group_actions
+    }
+    text = subcommand(command).format_help()
+    positions = [text.index(f"\n{GROUPS[key]}:\n") for key in keys]
+    assert positions == sorted(positions)
+    assert all(title not in groups for key, title in GROUPS.items() if key not in keys)
+
+
+def test_each_default_is_shown_once_with_a_metavar_that_means_something() -> None:
+    defaults = StyleConfig()
+    for action in subcommand("stylize")._actions:
+        if action.dest not in FIELDS:
+            continue
+        assert action.help is not None and action.help.count("default") == 1, action.help
+        value = getattr(defaults, action.dest)
+        if value not in (None, "", ()):
+            assert action.help.endswith(cli.shown_default(value))
+        if FIELDS[action.dest].type != "bool":
+            assert action.metavar and action.metavar != action.dest.upper(), action.dest
+    help_text = subcommand("stylize").format_help()
+    for shown in ("--size PX", "--iterations, --epochs N", "--content-weight W", "--lr RATE",
+                  "--weights PATH", "-o, --output PATH", "(default: 3e6)", "(default: 1e-7)",
+                  "(default: off)"):  # fmt: skip
+        assert shown in help_text, shown
+    assert "(default: None)" not in help_text and "(default: )" not in help_text
+
+
+def test_every_command_shows_examples_of_itself() -> None:
+    for path in every_command(cli.build_parser()):
+        _, _, examples = subcommand(*path).format_help().partition("\nexamples:\n")
+        lines = examples.splitlines()
+        assert lines and all(" ".join(("estilo", *path)) in line for line in lines), path
+
+
+def test_british_spellings_are_aliases(capsys: pytest.CaptureFixture[str]) -> None:
+    code, toml, _ = run_cli(capsys, "stylize", "a.png", "b.png", "--optimiser", "adam",
+                            "--preserve-colours", "luminance", "--print-config")  # fmt: skip
+    assert code == 0
+    assert 'optimizer = "adam"\n' in toml and 'preserve_colors = "luminance"\n' in toml
+
+
+def test_an_unnamed_output_is_named_after_the_images_and_never_replaces_a_file(
+    tmp_path: Path,
+    image_pair: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    argv = ["stylize", *map(str, image_pair), *FAST]
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    assert out.endswith(": content-style.png\n") and image_size(Path("content-style.png")) == (
+        48,
+        36,
+    )
+    first = Path("content-style.png").read_bytes()
+    code, out, err = run_cli(capsys, *argv, "--iterations", "1")
+    assert code == 0, err
+    assert out.endswith(": content-style-2.png\n") and Path("content-style-2.png").exists()
+    assert Path("content-style.png").read_bytes() == first
+    assert cli.unused_name("content-style") == Path("content-style-3.png")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["experiment", "report", "DIR", "--size", "32"], "unrecognized arguments: --size 32"),
+        (["experiment", "run", "s.toml", "-o", "d", "--iterations-scale", "0.1"],
+         "unrecognized arguments: --iterations-scale 0.1"),
+        (["experiment", "paper", "--size", "32"], "required: -o/--output"),
+        (["experiment", "run", "-o", "d"], "required: SPEC"),
+        (["experiment", "s.toml", "-o", "d"], "invalid choice: 's.toml'"),
+        (["experiment"], "required: {run,paper,report}"),
+        (["completion", "fish"], "invalid choice: 'fish'"),
+    ],
+)  # fmt: skip
+def test_subcommands_refuse_what_they_do_not_use(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2 and out == "" and err.count("\n") == 1 and message in err, err
 
 
 def test_paper_preset_is_exactly_the_paper() -> None:
@@ -169,10 +285,17 @@ def test_paper_preset_is_exactly_the_paper() -> None:
     assert config.content_layers == ("relu5_2",)  # Keras block5_conv2 (ReLU built in)
     assert (config.content_weight, config.style_weight, config.tv_weight) == (1e-2, 1e-2, 0.0)
     assert config.log_every == 100 and config.layer_weighting == "equal"
-    assert (config.adam_beta1, config.adam_beta2, config.adam_eps) == (0.99, 0.999, 0.1)
+    # The paper names no Adam constants and ran on Keras: Keras's defaults.
+    assert (config.adam_beta1, config.adam_beta2, config.adam_eps) == (0.9, 0.999, 1e-7)
     assert config.pooling == "max" and config.style_loss == "gram"
     assert config.precision == "float32"  # Keras's arithmetic, not the default's bfloat16
-    assert set(PRESETS) == {"default", "paper"}
+    assert set(PRESETS) == {"default", "paper", "paper-tf-tutorial"}
+
+
+def test_the_tf_tutorial_reading_differs_from_the_paper_only_in_adams_constants() -> None:
+    paper, tutorial = resolve("paper").to_dict(), resolve("paper-tf-tutorial").to_dict()
+    changed = {name: tutorial[name] for name in paper if paper[name] != tutorial[name]}
+    assert changed == {"adam_beta1": 0.99, "adam_eps": 0.1}
 
 
 def test_any_flag_overrides_a_preset() -> None:
@@ -327,6 +450,14 @@ def test_ctrl_c_saves_best_image_and_exits_130(
     assert process.returncode == 130, err
     assert "interrupted; best image" in err and "Traceback" not in err
     assert image_size(out) == (48, 36)
+
+
+def test_logged_warnings_are_one_line_notices(capsys: pytest.CaptureFixture[str]) -> None:
+    cli.show_notices()
+    cli.show_notices()  # idempotent: one handler, one line per notice
+    logging.getLogger("estilo.pipeline").warning("memory: about %d GiB needed", 3)
+    logging.getLogger("estilo.pipeline").info("not for the terminal")
+    assert capsys.readouterr().err == "estilo: warning: memory: about 3 GiB needed\n"
 
 
 def test_help_does_not_import_torch() -> None:

@@ -11,7 +11,7 @@ from PIL import Image
 import estilo
 from estilo import cli
 from estilo.core.config import resolve
-from estilo.core.stylize import scale_sizes
+from estilo.core.pyramid import scale_sizes
 from estilo.image import color
 from estilo.image.io import to_pil
 

@@ -13,8 +13,9 @@ import torch
 from PIL import Image
 
 from estilo.errors import ImageError
+from estilo.formats import WRITE_FORMATS
 from estilo.image import io as image_io
-from estilo.image.io import WRITE_FORMATS, load_image, save_image
+from estilo.image.io import load_image, save_image
 
 
 def test_rgb_values_are_scaled_to_unit_range(tmp_path: Path) -> None:

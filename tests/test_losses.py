@@ -21,7 +21,7 @@ def gram_reference(features: torch.Tensor) -> torch.Tensor:
 
 
 def kernel_mmd2(x: torch.Tensor, y: torch.Tensor, kernel) -> torch.Tensor:  # type: ignore[no-untyped-def]
-    """The biased MMD² estimator, sample by sample (specs §2.2): (C, M) feature sets."""
+    """The biased MMD² estimator, sample by sample (docs/method.md §2.3): (C, M) feature sets."""
 
     def mean_k(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return torch.stack(

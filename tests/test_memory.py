@@ -12,7 +12,9 @@ import torch
 
 from estilo.core import memory
 from estilo.core.config import resolve
-from estilo.core.stylize import autocast_dtype, stylize
+from estilo.core.device import autocast_dtype
+from estilo.core.inputs import RunInputs
+from estilo.core.stylize import stylize
 from estilo.core.vgg import VGG19Features, Weights
 from estilo.errors import ConfigError
 
@@ -44,7 +46,7 @@ def test_a_recomputed_run_gives_the_plain_runs_losses(
     losses = []
     for recompute in ("off", "on"):
         config = resolve(**SMALL, iterations=5, recompute=recompute)
-        result = stylize(content[None], style[None], config, weights=weights)
+        result = stylize(RunInputs.make(content[None], style[None]), config, weights=weights)
         assert result.memory is not None and result.memory.recompute == (recompute == "on")
         losses.append([record.loss for record in result.history])
     assert losses[0] == pytest.approx(losses[1], rel=1e-4)
@@ -66,6 +68,7 @@ def test_estimate_is_smaller_with_recompute_bfloat16_and_adam() -> None:
 MEASURE = """
 import json, torch
 from estilo.core.config import resolve
+from estilo.core.inputs import RunInputs
 from estilo.core.memory import peak_resident
 from estilo.core.stylize import stylize
 from estilo.pipeline import cached_weights
@@ -74,7 +77,7 @@ g = torch.Generator().manual_seed(0)
 image, style = torch.rand(1, 3, 96, 96, generator=g), torch.rand(1, 3, 96, 96, generator=g)
 config = resolve(size=96, iterations=3, scales=1, optimizer="adam", device="cpu", log_every=0)
 before = int(open("/proc/self/statm").read().split()[1]) * 4096  # resident bytes now
-result = stylize(image, style, config, weights=weights)
+result = stylize(RunInputs.make(image, style), config, weights=weights)
 peak = peak_resident()
 print(json.dumps({"estimate": before + result.memory.estimate, "peak": peak}))
 """
@@ -97,7 +100,9 @@ def test_a_run_that_does_not_fit_recomputes_and_says_so(
     needed = memory.estimate(config, (48, 64), [(64, 64)], autocast=autocast, recompute=False)
     monkeypatch.setattr(memory, "free_bytes", lambda device: needed - 1)
     notices: list[str] = []
-    result = stylize(content[None], style[None], config, weights=weights, notify=notices.append)
+    result = stylize(
+        RunInputs.make(content[None], style[None]), config, weights=weights, notify=notices.append
+    )
     assert result.memory is not None and result.memory.recompute
     assert len(notices) == 1 and "recomputing activations" in notices[0]
     assert result.status == "completed"
@@ -109,8 +114,15 @@ def test_a_run_that_cannot_fit_is_refused_before_it_starts(
     monkeypatch.setattr(memory, "free_bytes", lambda device: 2**20)
     config = resolve(**SMALL, iterations=2)
     called: list[object] = []
-    with pytest.raises(ConfigError, match=r"needs about .* GiB but 0\.0 GiB is free.*--size"):
-        stylize(content[None], style[None], config, weights=weights, callback=called.append)
+    with pytest.raises(
+        ConfigError, match=r"needs about .* GiB but 0\.0 GiB is free.*try size = \d+"
+    ):
+        stylize(
+            RunInputs.make(content[None], style[None]),
+            config,
+            weights=weights,
+            callback=called.append,
+        )
     assert not called
 
 
@@ -130,7 +142,7 @@ def test_channels_last_and_bfloat16_give_the_float32_objective(
         "bf16": {"channels_last": True, "autocast": torch.bfloat16},
     }.items():
         net = VGG19Features(weights, layers, **kwargs)  # type: ignore[arg-type]
-        objective = Objective(net, content[None], [style[None]], config, [1.0], [None])
+        objective = Objective(net, RunInputs.make(content[None], style[None]), config)
         losses[name] = float(objective(content[None])[0])
     assert losses["nhwc"] == pytest.approx(losses["plain"], rel=1e-5)
     assert losses["bf16"] == pytest.approx(losses["plain"], rel=0.05)
@@ -138,14 +150,12 @@ def test_channels_last_and_bfloat16_give_the_float32_objective(
 
 
 def test_auto_precision_is_float32_on_the_cpu_and_bfloat16_only_on_request() -> None:
-    from estilo.core import stylize as loop
-
     # The CPU default is float32 even where oneDNN has bfloat16 kernels: the yardstick saw the
-    # picture change in bfloat16 there (estilo.core.stylize.autocast_dtype).
+    # picture change in bfloat16 there (estilo.core.device.autocast_dtype).
     cpu = torch.device("cpu")
-    assert loop.autocast_dtype(resolve(), cpu) is None
-    assert loop.autocast_dtype(resolve(precision="float32"), cpu) is None
-    assert loop.autocast_dtype(resolve(precision="bfloat16"), cpu) is torch.bfloat16
+    assert autocast_dtype(resolve(), cpu) is None
+    assert autocast_dtype(resolve(precision="float32"), cpu) is None
+    assert autocast_dtype(resolve(precision="bfloat16"), cpu) is torch.bfloat16
 
 
 GIB = memory.GIB
@@ -178,6 +188,6 @@ def test_mps_room_is_metals_working_set_less_what_the_driver_holds(
     fake_system(monkeypatch, 6 * GIB, None)  # unified memory: other programs hold the rest
     assert memory.free_bytes(mps) == 6 * GIB
     # The plan uses it: a 4096 px run on a 6 GiB Mac is refused before it starts.
-    with pytest.raises(ConfigError, match=r"GiB is free on mps; try --size \d+"):
+    with pytest.raises(ConfigError, match=r"GiB is free on mps; try size = \d+"):
         memory.plan(resolve(size=4096), (4096, 4096), [(4096, 4096)], mps, autocast=False)
     assert memory.plan(resolve(size=512), (512, 512), [(512, 512)], mps, autocast=False).free

@@ -11,6 +11,7 @@ import torch
 import estilo
 from estilo.core import losses
 from estilo.core.config import resolve
+from estilo.core.inputs import RunInputs
 from estilo.core.objective import Objective
 from estilo.core.vgg import VGG19Features, Weights
 from estilo.image.io import to_pil
@@ -100,7 +101,7 @@ def test_objective_builds_hypercolumns_over_rotated_styles(weights: Weights) -> 
     net = VGG19Features(weights, {*config.style_layers, *config.content_layers})
     content = synthetic_content(48, 64)[None]
     style = synthetic_style(64, 40)[None]
-    objective = Objective(net, content, [style], config, [1.0], [None])
+    objective = Objective(net, RunInputs.make(content, style), config)
     (field,) = objective.style_fields(net(content))
     assert field.shape == (1, 64 + 128 + 256 + 512 + 512, 12, 16)  # the image's grid / 4
     bank, _ = objective.style_targets[0][0]  # four rotations of a 16 x 10 grid

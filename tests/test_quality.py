@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from estilo import cli
 from estilo.core.config import StyleConfig, resolve
+from estilo.core.inputs import RunInputs
 from estilo.core.objective import Objective
 from estilo.core.vgg import VGG19Features, Weights
 from estilo.errors import EstiloError
@@ -128,7 +129,7 @@ def test_the_default_objective_penalises_speckle(weights: Weights) -> None:
     net = VGG19Features(weights, {*config.content_layers, *config.style_layers})
 
     def parts(c: StyleConfig, image: torch.Tensor) -> dict[str, float]:
-        objective = Objective(net, photo, [painting], c, [1.0], [None])
+        objective = Objective(net, RunInputs.make(photo, painting), c)
         with torch.no_grad():
             total, terms = objective(image)
         return {"total": float(total), **{k: float(v) for k, v in terms.items()}}

@@ -174,7 +174,7 @@ def test_a_broken_spec_is_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], body: bytes, expected: str
 ) -> None:
     spec = _write(tmp_path / "study.toml", body)
-    assert cli.main(["experiment", str(spec), "-o", str(tmp_path / "out")]) == 2
+    assert cli.main(["experiment", "run", str(spec), "-o", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and expected in err, err
 

@@ -14,10 +14,9 @@ import pytest
 import torch
 
 from estilo import StyleConfig, cli
-from estilo.core.objective import PixelTerm
 from estilo.image.io import load_image, save_image
 from estilo.image.samples import DEMO_CONTENT, DEMO_STYLE
-from estilo.pipeline import resize
+from estilo.pipeline import PixelTerm, resize
 from estilo.video import OptimiserPainter, stylize_video
 from estilo.video.flow import warping_error
 from estilo.video.io import probe, read_frames
@@ -359,5 +358,5 @@ def test_the_pixel_term_counts_only_where_the_mask_is() -> None:
     assert float(term(image)) == 0
     image[..., :4] += 0.5
     assert float(term(image)) == pytest.approx(2.0 * 0.25 * 0.5)  # half the pixels differ
-    half = term.fitted((4, 4), torch.device("cpu"))
+    half = term.scaled((4, 4))
     assert half.target.shape[-2:] == (4, 4) and float(half.mask.mean()) == 0.5

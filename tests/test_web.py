@@ -18,7 +18,7 @@ import torch
 
 from estilo import cli
 from estilo.core.config import resolve
-from estilo.core.stylize import Iterate
+from estilo.core.records import Iterate
 from estilo.errors import ConfigError, EstiloError, ImageError
 from estilo.image.io import to_pil
 from estilo.web.handlers import (
@@ -212,7 +212,7 @@ def test_a_real_run_saves_the_image_and_a_config_the_cli_reads(
     # Private to the server's account: 0600 files in a 0700 folder.
     assert image.stat().st_mode & 0o777 == 0o600 and settings.stat().st_mode & 0o777 == 0o600
     assert image.parent.stat().st_mode & 0o777 == 0o700
-    assert resolve(file=settings) == request.config
+    assert resolve(file=settings) == request.config == resolve(file=image)
     snap = queue.snapshot(ticket)
     assert snap.iteration == 3 and len(snap.losses) == 3
     assert status_text(snap).startswith("Done in")

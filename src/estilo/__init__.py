@@ -1,11 +1,11 @@
 """estilo: neural style transfer that reproduces Carvalho & Oliveira's system, then improves on it.
 
 >>> import estilo
->>> result = estilo.stylize("photo.jpg", "painting.jpg", iterations=200)  # doctest: +SKIP
+>>> result = estilo.stylize("photo.jpg", "art.jpg", progress=True)  # doctest: +SKIP
 >>> result.save("out.png")  # doctest: +SKIP
 
 Heavy modules (torch, PIL) load on first use, so ``import estilo`` and ``estilo --help`` are
-instant.
+instant; ``dir(estilo)`` and ``help(estilo)`` still list every public name.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from .core.config import PRESETS, StyleConfig, resolve
 from .errors import ConfigError, EstiloError, ImageError
 
 if TYPE_CHECKING:
-    from .core.stylize import Iterate, LossRecord
+    from .core.records import Iterate, LossRecord, Status
     from .image.io import load_image, save_image
     from .pipeline import Stylized, stylize
     from .video import PaintedFrame, stylize_video
@@ -31,6 +31,7 @@ __all__ = [
     "Iterate",
     "LossRecord",
     "PaintedFrame",
+    "Status",
     "StyleConfig",
     "Stylized",
     "__version__",
@@ -42,8 +43,9 @@ __all__ = [
 ]
 
 _LAZY = {
-    "Iterate": "core.stylize",
-    "LossRecord": "core.stylize",
+    "Iterate": "core.records",
+    "LossRecord": "core.records",
+    "Status": "core.records",
     "load_image": "image.io",
     "save_image": "image.io",
     "Stylized": "pipeline",
@@ -57,3 +59,8 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'estilo' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # The lazy names are not globals until first used; list them anyway.
+    return sorted({*globals(), *__all__})

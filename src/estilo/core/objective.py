@@ -7,13 +7,13 @@ Separate from the loop (``stylize.py``) so that each reads in one sitting: this 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from .config import StyleConfig
+from .inputs import RunInputs
 from .layers import layer_channels, min_input_size
 from .losses import (
     SELF_SIMILARITY_SAMPLES,
@@ -30,7 +30,7 @@ from .vgg import VGG19Features
 
 def style_layer_weights(config: StyleConfig) -> list[float]:
     """Per-layer style weights summing to 1: explicit, equal, or Gatys et al.'s reference
-    ``1e3/N_l²`` rule (PytorchNeuralStyleTransfer, specs 1.5), which keeps the many-channel deep
+    ``1e3/N_l²`` rule (PytorchNeuralStyleTransfer; docs/method.md §2.2), which keeps the deep
     layers from drowning the shallow ones; its 1e3 lives in the default style weight."""
     if config.style_layer_weights:
         weights = list(config.style_layer_weights)
@@ -117,70 +117,35 @@ class SelfSimilarityContent:
         ).mean()
 
 
-@dataclass(frozen=True)
-class PixelTerm:
-    """An extra term on the pixels themselves: ``weight`` x the mean over pixels and channels of
-    ``mask`` x (image − ``target``)². Ruder et al. 2016's temporal loss is one: the target is
-    the previous stylised frame warped by the optical flow, the mask 1 where the flow can be
-    followed and 0 at occlusions and motion boundaries (their 1/D Σ c (x − ω)²).
-
-    ``target`` is (1, 3, H, W) in [0, 1], ``mask`` (1, 1, H, W) in [0, 1]."""
-
-    target: Tensor
-    mask: Tensor
-    weight: float
-
-    def fitted(self, size: tuple[int, int], device: torch.device) -> PixelTerm:
-        """The term at another scale of a coarse-to-fine run, on ``device``."""
-        target, mask = self.target.to(device), self.mask.to(device)
-        if tuple(target.shape[-2:]) != size:
-            target = F.interpolate(
-                target, size=size, mode="bilinear", antialias=True, align_corners=False
-            )
-        return PixelTerm(target, F.interpolate(mask, size=size, mode="area"), self.weight)
-
-    def __call__(self, image: Tensor) -> Tensor:
-        return self.weight * (self.mask * (image - self.target) ** 2).mean()
-
-
 class Objective:
     """Weighted content + style + TV loss of an image against fixed targets.
 
     Several styles are blended by summing their distances with weights that sum to 1. For
     gram, mmd-*, and meanstd this has the same gradient as matching the weighted average of the
     statistics; with masks each style is matched only where its mask is (guided statistics,
-    Gatys et al. 2017). An optional :class:`PixelTerm` (video's temporal loss) joins the total;
-    it is not one of the reported parts."""
+    Gatys et al. 2017). The inputs' :class:`PixelTerm` (video's temporal loss), if any, joins
+    the total; it is not one of the reported parts."""
 
-    def __init__(
-        self,
-        net: VGG19Features,
-        content: Tensor,
-        styles: Sequence[Tensor],
-        config: StyleConfig,
-        blend: Sequence[float],
-        masks: Sequence[Tensor | None],
-        pixel: PixelTerm | None = None,
-    ) -> None:
-        self.net, self.config, self.pixel = net, config, pixel
+    def __init__(self, net: VGG19Features, inputs: RunInputs, config: StyleConfig) -> None:
+        self.net, self.config, self.pixel = net, config, inputs.pixel
         info = lookup(STYLE_LOSSES, config.style_loss, "style loss")
         self.statistic: StyleStatistic = info.load()
         self.style_weight = config.style_weight * info.weight
         self.layer_weights = style_layer_weights(config)
         # A joint statistic sees one field, whose layers carry their weights inside it.
         self.field_weights = [1.0] if self.statistic.joint else self.layer_weights
-        self.blend, self.masks = list(blend), list(masks)
+        self.style_weights, self.masks = inputs.style_weights, inputs.masks
         content_info = lookup(CONTENT_LOSSES, config.content_loss, "content loss")
         self.content_weight = config.content_weight * content_info.weight
         with torch.no_grad():
             self.content = content_info.load()(
                 {
                     name: feats
-                    for name, feats in net(content).items()
+                    for name, feats in net(inputs.content).items()
                     if name in config.content_layers
                 }
             )
-            self.style_targets = [self.style_target(style) for style in styles]
+            self.style_targets = [self.style_target(style) for style in inputs.styles]
 
     def style_fields(self, feats: dict[str, Tensor]) -> list[Tensor]:
         """What the style statistic summarises, (1, C, H, W) each, one per ``field_weights``:
@@ -204,8 +169,8 @@ class Objective:
         for index, (field, field_weight) in enumerate(zip(fields, self.field_weights, strict=True)):
             flat = field[0].flatten(1)
             unmasked = None
-            for targets, blend, mask in zip(
-                self.style_targets, self.blend, self.masks, strict=True
+            for targets, style_weight, mask in zip(
+                self.style_targets, self.style_weights, self.masks, strict=True
             ):
                 if mask is None:
                     if unmasked is None:  # shared by every unmasked style
@@ -214,7 +179,8 @@ class Objective:
                 else:
                     grid = (field.shape[-2], field.shape[-1])
                     stat = self.statistic.represent(flat, mask_weights(mask, grid))
-                terms.append(field_weight * blend * self.statistic.distance(stat, targets[index]))
+                distance = self.statistic.distance(stat, targets[index])
+                terms.append(field_weight * style_weight * distance)
         return torch.stack(terms).sum()
 
     def __call__(self, image: Tensor) -> tuple[Tensor, dict[str, Tensor]]:

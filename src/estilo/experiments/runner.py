@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import logging
 import math
 import multiprocessing
 import os
@@ -27,13 +28,15 @@ from typing import Any
 import torch
 
 from ..core.config import StyleConfig
-from ..core.memory import peak_resident
-from ..core.stylize import Checkpoint, Iterate, pick_device
-from ..errors import EstiloError
-from ..files import open_regular, read_regular
-from ..image.io import atomic_write, save_image
+from ..errors import EstiloError, show_notices
+from ..files import atomic_write, open_regular, read_regular
+from ..image.io import save_image
 from ..pipeline import (
+    Checkpoint,
+    Iterate,
     Stylized,
+    peak_resident,
+    pick_device,
     read,
     resize,
     snapshot_path,
@@ -43,6 +46,8 @@ from ..pipeline import (
 )
 from ..quality import measure
 from .spec import Case, Experiment, Job
+
+log = logging.getLogger(__name__)
 
 #: Seconds between checkpoints of a running job.
 CHECKPOINT_SECONDS = 30.0
@@ -223,7 +228,7 @@ def load_checkpoint(
         reason = f"{str(path)!r} is not a usable checkpoint ({_first_line(exc)})"
     else:
         return checkpoint
-    print(f"estilo: warning: {reason}; running job {job.id} from the start", file=sys.stderr)
+    log.warning("%s; running job %s from the start", reason, job.id)
     return None
 
 
@@ -284,6 +289,7 @@ def _record(
 
 
 def _local_job(args: tuple[Job, Experiment, str]) -> list[dict[str, Any]]:
+    show_notices()  # a spawned worker starts without the CLI's logging set-up
     return execute_job(*args)
 
 

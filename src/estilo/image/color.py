@@ -1,7 +1,7 @@
 """Colour control: keep the photo's colours while taking the painting's brushwork.
 
 Both methods are from Gatys, Ecker, Bethge, Hertzmann & Shechtman (2017), "Controlling
-Perceptual Factors in Neural Style Transfer", as in their reference notebook (specs §4.1):
+Perceptual Factors in Neural Style Transfer", as in their reference notebook (docs/method.md §4):
 
 * ``luminance``: run the transfer on luminance only (the style's luminance matched to the
   content's mean and deviation, the paper's version of the step), then put the content's chroma

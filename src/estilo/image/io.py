@@ -1,45 +1,40 @@
 """Reading and writing images safely.
 
-Reading: any format Pillow knows, EXIF orientation applied, embedded ICC profiles converted to
-sRGB, greyscale/palette/CMYK/16-bit converted to RGB floats in [0, 1], alpha kept apart. The
-pixel count is checked *before* decoding, which also stops decompression bombs.
-Writing: format from the extension, to a temporary file in the same folder, then an atomic
-rename, so an output is either complete or absent.
+Reading: any format Pillow knows (HEIC too, with the ``heic`` extra), EXIF orientation applied,
+embedded ICC profiles converted to sRGB, greyscale/palette/CMYK/16-bit converted to RGB floats in
+[0, 1], alpha kept apart; numpy arrays too. The pixel count is checked *before* decoding, which
+also stops decompression bombs.
+Writing: format from the extension, tagged with the sRGB profile, through
+``estilo.files.atomic_write``, so an output is either complete or absent. PNGs can carry the
+run's settings (see ``estilo.formats``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import glob
+import functools
 import io
 import os
-import tempfile
+import struct
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, PngImagePlugin, UnidentifiedImageError, features
 from torch import Tensor
 
 from ..errors import ImageError
-from ..files import open_regular
+from ..files import atomic_write, open_regular
+from ..formats import DEFAULT_QUALITY, SETTINGS_KEYWORD, WRITE_FORMATS, check_quality
 
-#: Extensions we write, and the Pillow format for each.
-WRITE_FORMATS = {
-    ".png": "PNG",
-    ".jpg": "JPEG",
-    ".jpeg": "JPEG",
-    ".webp": "WEBP",
-    ".tif": "TIFF",
-    ".tiff": "TIFF",
-    ".bmp": "BMP",
-}
-_ALPHA_FORMATS = {"PNG", "WEBP", "TIFF"}
+_ALPHA_FORMATS = {"PNG", "WEBP", "TIFF", "AVIF"}
 DEFAULT_MAX_PIXELS = 64_000_000
+#: ISO-BMFF brands of HEVC-coded HEIF files (ISO/IEC 23008-12), which Pillow cannot decode.
+HEIC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"}
 
 
 @dataclass(frozen=True)
@@ -51,17 +46,18 @@ class LoadedImage:
 
 
 def load_image(
-    source: str | Path | Image.Image,
+    source: str | Path | Image.Image | np.ndarray,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     what: str = "image",
     *,
     shown: str | None = None,
     max_side: int | None = None,
 ) -> LoadedImage:
-    """Read an image file (or convert a PIL image).
+    """Read an image file (or convert a PIL image or a numpy array).
 
     Args:
-        source: a path or an open PIL image.
+        source: a path, an open PIL image, or an (H, W, 3) or (H, W, 4) array: uint8, or
+            floats in [0, 1].
         max_pixels: refuse images with more pixels than this.
         what: how to name the image in errors ("content image", ...).
         shown: the name errors give the file (default: its path); the web UI passes the
@@ -75,6 +71,8 @@ def load_image(
     """
     if isinstance(source, Image.Image):
         return _to_tensors(_normalise(source), what)
+    if isinstance(source, np.ndarray):
+        return from_array(source, what)
     path = Path(source)
     label = f"{what} {shown if shown is not None else str(path)!r}"
     # No image of max_pixels needs more bytes than 16-bit RGBA uncompressed plus metadata; a
@@ -83,13 +81,16 @@ def load_image(
     with open_regular(path, limit, label, ImageError) as handle:
         if os.fstat(handle.fileno()).st_size == 0:
             raise ImageError(f"{label} is empty")
+        if _is_heic(handle.read(64)):
+            _register_heif(label)
+        handle.seek(0)
         with _pillow_guard(label):
             image: Image.Image = Image.open(handle)  # reads the header only
             width, height = image.size
             if width * height > max_pixels:
                 raise ImageError(
                     f"{label} has {width}x{height} = {width * height:,} pixels, over the limit "
-                    f"of {max_pixels:,} (raise it with --max-pixels)"
+                    f"of {max_pixels:,} (max_pixels)"
                 )
             if max_side:
                 # JPEG: decode at 1/2 .. 1/8 scale, never below twice the working size
@@ -101,6 +102,56 @@ def load_image(
                 if factor > 1:
                     image = image.reduce(factor)
             return _to_tensors(_normalise(image), label)
+
+
+def from_array(array: np.ndarray, what: str = "image") -> LoadedImage:
+    """An (H, W, 3) RGB or (H, W, 4) RGBA array, uint8 or floats in [0, 1], as a LoadedImage.
+
+    Raises:
+        ImageError: another shape or dtype, or float values outside [0, 1].
+    """
+    if array.ndim != 3 or array.shape[2] not in (3, 4) or min(array.shape[:2]) < 1:
+        raise ImageError(
+            f"{what}: an array must have shape (H, W, 3) or (H, W, 4), not {array.shape}"
+        )
+    if array.dtype == np.uint8:
+        values = torch.from_numpy(array.astype(np.float32) / 255.0)
+    elif np.issubdtype(array.dtype, np.floating):
+        values = torch.from_numpy(array.astype(np.float32))
+        if not torch.isfinite(values).all() or values.min() < 0 or values.max() > 1:
+            raise ImageError(f"{what}: float array values must be finite and in [0, 1]")
+    else:
+        raise ImageError(f"{what}: an array must be uint8 or float, not {array.dtype}")
+    tensor = values.permute(2, 0, 1).contiguous()
+    if tensor.shape[0] == 4:
+        return LoadedImage(tensor[:3].contiguous(), tensor[3:].contiguous())
+    return LoadedImage(tensor)
+
+
+def _is_heic(head: bytes) -> bool:
+    """Whether a file starts with an ISO-BMFF ``ftyp`` box naming an HEVC brand (as major or
+    compatible brand): the iPhone's HEIC photos."""
+    if len(head) < 16 or head[4:8] != b"ftyp":
+        return False
+    size = min(struct.unpack(">I", head[:4])[0], len(head))
+    brands = [head[8:12]] + [head[i : i + 4] for i in range(16, size - 3, 4)]
+    return any(brand in HEIC_BRANDS for brand in brands)
+
+
+@functools.cache
+def _heif_opener() -> bool:
+    """Register pillow-heif's opener with Pillow, once; False if the extra is not installed."""
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError:
+        return False
+    register_heif_opener()
+    return True
+
+
+def _register_heif(label: str) -> None:
+    if not _heif_opener():
+        raise ImageError(f"{label} is a HEIC image; reading it needs pip install 'estilo[heic]'")
 
 
 @contextlib.contextmanager
@@ -125,7 +176,8 @@ def _normalise(image: Image.Image) -> Image.Image:
     """Apply EXIF orientation and convert to sRGB 'RGB' or 'RGBA' (16-bit greyscale kept as I)."""
     image = ImageOps.exif_transpose(image)
     icc = image.info.get("icc_profile")
-    if icc and image.mode in ("RGB", "RGBA", "CMYK"):
+    # Our own outputs are tagged sRGB: converting them to sRGB would be a costly no-op.
+    if icc and icc[128:] != srgb_profile()[128:] and image.mode in ("RGB", "RGBA", "CMYK"):
         with contextlib.suppress(ImageCms.PyCMSError, OSError):
             source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
             mode = "RGBA" if image.mode == "RGBA" else "RGB"
@@ -164,14 +216,57 @@ def _to_tensors(image: Image.Image, label: str) -> LoadedImage:
 
 
 def output_format(path: str | Path) -> str:
-    """The Pillow format for an output path, from its extension."""
+    """The Pillow format for an output path, from its extension, if this Pillow can write it."""
     suffix = Path(path).suffix.lower()
     if suffix not in WRITE_FORMATS:
         raise ImageError(
             f"output {str(path)!r}: unknown image extension {suffix or '(none)'!r}; "
             f"use one of {', '.join(WRITE_FORMATS)}"
         )
-    return WRITE_FORMATS[suffix]
+    fmt = WRITE_FORMATS[suffix]
+    if fmt == "AVIF" and not features.check("avif"):
+        raise ImageError(
+            f"output {str(path)!r}: this Pillow cannot write AVIF; pip install 'pillow>=11.3' "
+            "(its wheels include the AVIF codec)"
+        )
+    return fmt
+
+
+@functools.cache
+def srgb_profile() -> bytes:
+    """The sRGB ICC profile that outputs are tagged with, with a fixed creation date (bytes
+    24-36 of the header; the profile ID is unset), so one run gives the same file twice."""
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    return profile[:24] + struct.pack(">6H", 2000, 1, 1, 0, 0, 0) + profile[36:]
+
+
+def save_options(
+    fmt: str, quality: int | None = None, settings: str | None = None
+) -> dict[str, Any]:
+    """Pillow's save arguments for ``fmt``: the sRGB tag, quality, compression, settings.
+
+    JPEG keeps full-resolution colour (4:4:4): the default 4:2:0 halves the chroma, which
+    blurs the thin coloured strokes that style transfer paints. WebP at quality 100 is
+    lossless. TIFF is deflate-compressed. ``settings`` goes into a PNG's iTXt chunk.
+    """
+    check_quality(quality, fmt)
+    level = DEFAULT_QUALITY if quality is None else quality
+    options: dict[str, Any] = {} if fmt == "BMP" else {"icc_profile": srgb_profile()}
+    if fmt == "JPEG":
+        options.update(quality=level, subsampling=0)
+    elif fmt == "WEBP" and level == 100:
+        options.update(lossless=True, quality=100)  # quality is the compression effort here
+    elif fmt == "WEBP":
+        options.update(quality=level)
+    elif fmt == "AVIF":
+        options.update(quality=level, subsampling="4:4:4")
+    elif fmt == "TIFF":
+        options.update(compression="tiff_adobe_deflate")
+    elif fmt == "PNG" and settings is not None:
+        info = PngImagePlugin.PngInfo()
+        info.add_itxt(SETTINGS_KEYWORD, settings)
+        options.update(pnginfo=info)
+    return options
 
 
 def to_pil(rgb: Tensor, alpha: Tensor | None = None) -> Image.Image:
@@ -185,74 +280,29 @@ def to_pil(rgb: Tensor, alpha: Tensor | None = None) -> Image.Image:
 
 
 def save_image(
-    rgb: Tensor, path: str | Path, alpha: Tensor | None = None, mode: int | None = None
+    rgb: Tensor,
+    path: str | Path,
+    alpha: Tensor | None = None,
+    mode: int | None = None,
+    *,
+    quality: int | None = None,
+    settings: str | None = None,
 ) -> Path:
-    """Write an image atomically; the format follows the extension.
+    """Write an image atomically; the format follows the extension (see :func:`save_options`).
 
-    Alpha is written where the format holds it (PNG, WebP, TIFF) and dropped otherwise.
+    Alpha is written where the format holds it (PNG, WebP, AVIF, TIFF) and dropped otherwise.
+    ``quality`` (1-100) applies to JPEG, WebP and AVIF; ``settings`` (a run's TOML) is stored
+    in PNGs, where ``estilo stylize --config`` reads it back.
 
     Raises:
-        ImageError: unknown extension or a folder that cannot be written.
+        ImageError: unknown extension, a quality out of range or for a lossless format, or a
+            folder that cannot be written.
     """
     path = Path(path)
     fmt = output_format(path)
+    options = save_options(fmt, quality, settings)
     image = to_pil(rgb, alpha if fmt in _ALPHA_FORMATS else None)
-    options = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}}.get(fmt, {})
-    atomic_write(path, lambda handle: image.save(handle, format=fmt, **options), mode)
+    atomic_write(
+        path, lambda handle: image.save(handle, format=fmt, **options), mode, error=ImageError
+    )
     return path
-
-
-def atomic_write(path: Path, write: Callable[[BinaryIO], object], mode: int | None = None) -> None:
-    """Call ``write(binary_handle)`` on a temporary file beside ``path``, then rename it over.
-
-    A crash or interrupt leaves at most a hidden temporary file that is removed on failure,
-    never a half-written ``path``. ``mode`` (e.g. 0o600) overrides the usual permissions.
-    """
-    folder = path.parent if str(path.parent) else Path(".")
-    _remove_stale_temporaries(folder, path.name)
-    try:
-        # The pid in the name tells a later run whether the writer is still alive.
-        prefix = f".{path.name}.{os.getpid()}."
-        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise ImageError(f"cannot write {str(path)!r}: {exc.strerror}") from None
-    try:
-        # mkstemp makes 0600; outputs get the usual mode unless the caller wants them private.
-        os.chmod(tmp, 0o666 & ~_umask() if mode is None else mode)
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise ImageError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
-        raise
-
-
-def _remove_stale_temporaries(folder: Path, name: str) -> None:
-    """Delete temporaries of ``name`` left by a writer that died (SIGKILL, power loss): those
-    whose pid is not a running process. Those of live writers are left alone."""
-    for tmp in folder.glob(f".{glob.escape(name)}.*.tmp"):
-        pid = tmp.name[len(name) + 2 :].split(".", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, owned by someone else
-        return True
-    return True
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

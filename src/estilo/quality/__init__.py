@@ -2,8 +2,8 @@
 
 A number from the network being optimised is not evidence of quality: VGG19's Gram distance
 barely moved while bfloat16 covered our pictures in speckle. So every output is measured on four
-axes, each with at least one measure estilo does not optimise (specs §5: "avoid evaluating a
-method only with the loss it optimises"):
+axes, each with at least one measure estilo does not optimise (docs/method.md §5: a method is
+not judged only by the loss it minimises):
 
 ========================== =========================================================== ========
 measure                    what it is                                                  best

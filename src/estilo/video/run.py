@@ -26,7 +26,8 @@ from torch import Tensor
 
 from ..core.config import StyleConfig
 from ..errors import ConfigError, VideoError
-from ..image.io import atomic_write, load_image, save_image
+from ..files import atomic_write
+from ..image.io import load_image, save_image
 from ..pipeline import (
     ImageSource,
     Iterate,
@@ -145,7 +146,7 @@ class FrameStore:
         manifest = self.folder / MANIFEST
         if not manifest.is_file():
             text = json.dumps(self._manifest()) + "\n"
-            atomic_write(manifest, lambda handle: handle.write(text.encode()))
+            atomic_write(manifest, lambda handle: handle.write(text.encode()), error=VideoError)
         done = 0
         while self.path(done + 1).is_file():
             done += 1

@@ -21,7 +21,8 @@ from typing import Any
 
 from ..core.config import StyleConfig, resolve
 from ..errors import ConfigError, EstiloError, ImageError
-from ..image.io import atomic_write, load_image, save_image, to_pil
+from ..files import atomic_write
+from ..image.io import load_image, save_image, to_pil
 from ..pipeline import stylize
 from .jobs import Busy, JobQueue, Snapshot, Ticket
 from .limits import Limits
@@ -121,10 +122,13 @@ def run_ticket(ticket: Ticket) -> None:
     except EstiloError as exc:
         ticket.error = _without_paths(str(exc), request)
         return
-    image = save_image(result.image, request.folder / "estilo.png", result.alpha, PRIVATE)
+    text = config.to_toml()
+    # The PNG carries the settings too, so the picture alone can reproduce the run.
+    image = save_image(
+        result.image, request.folder / "estilo.png", result.alpha, PRIVATE, settings=text
+    )
     settings = request.folder / "estilo.toml"
-    text = config.to_toml().encode()
-    atomic_write(settings, lambda handle: handle.write(text), PRIVATE)
+    atomic_write(settings, lambda handle: handle.write(text.encode()), PRIVATE)
     ticket.outputs = [str(image), str(settings)]
     ticket.status = result.status
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.stylize import Iterate
+from ..pipeline import Iterate
 
 log = logging.getLogger(__name__)
 

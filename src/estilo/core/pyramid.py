@@ -1,0 +1,48 @@
+"""The coarse-to-fine pyramid (Gatys et al. 2017; docs/method.md §3.3): the sizes a run
+optimises at, its iteration budget, and the resize between scales."""
+
+from __future__ import annotations
+
+import math
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from .config import StyleConfig
+
+
+def scale_sizes(
+    height: int, width: int, config: StyleConfig, smallest: int
+) -> list[tuple[int, int]]:
+    """The coarse-to-fine pyramid: sizes about sqrt(2) apart ending at (height, width).
+
+    ``scales = 0`` picks automatically: one scale up to ``min_scale`` px; above, start near
+    ``min_scale``, where the composition settles cheaply, and refine in sqrt(2) steps (Gatys et
+    al. 2017's 512 -> 1024 px schedule; crowsonkb's style-transfer-pytorch starts at 128 px)."""
+    longest = max(height, width)
+    count = config.scales
+    if count == 0:
+        ratio = longest / config.min_scale
+        count = 1 if ratio <= 1 else 1 + max(1, round(2 * math.log2(ratio)))
+    sizes: list[tuple[int, int]] = []
+    for step in range(count - 1, -1, -1):
+        factor = 2 ** (-step / 2)
+        size = (max(smallest, round(height * factor)), max(smallest, round(width * factor)))
+        if not sizes or size != sizes[-1]:
+            sizes.append(size)
+    return sizes
+
+
+def planned_iterations(config: StyleConfig, scales: int) -> int:
+    """The most iterations a run over ``scales`` scales takes: ITERATIONS at the first,
+    REFINE_ITERATIONS at each later one."""
+    return config.iterations + (scales - 1) * config.refine_iterations
+
+
+def resized(image: Tensor, size: tuple[int, int]) -> Tensor:
+    """(B, C, H, W) resized with antialiased bicubic (the best downsampler torch has; the
+    paper's TensorFlow used bilinear), clipped to [0, 1]."""
+    if tuple(image.shape[-2:]) == size:
+        return image
+    out = F.interpolate(image, size=size, mode="bicubic", antialias=True, align_corners=False)
+    return out.clamp(0, 1)
