@@ -9,11 +9,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 from estilo import StyleConfig, cli
+from estilo.core import network
 from estilo.image.io import load_image, save_image
 from estilo.image.samples import DEMO_CONTENT, DEMO_STYLE
 from estilo.pipeline import PixelTerm, resize
@@ -360,3 +362,21 @@ def test_the_pixel_term_counts_only_where_the_mask_is() -> None:
     assert float(term(image)) == pytest.approx(2.0 * 0.25 * 0.5)  # half the pixels differ
     half = term.scaled((4, 4))
     assert half.target.shape[-2:] == (4, 4) and float(half.mask.mean()) == 0.5
+
+
+def test_the_network_is_built_once_a_video(
+    clip: Path, style_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[int] = []
+    real = network.build_network
+
+    def counted(*args: Any, **kwargs: Any) -> network.Network:
+        built.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(network, "build_network", counted)
+    painted = list(
+        stylize_video(clip, style_file, size=48, iterations=2, frames=(0, 3), log_every=0)
+    )
+    assert len(painted) == 3 and [f.iterations for f in painted] == [2, 2, 2]
+    assert len(built) == 1  # the first frame's 2 keyframe iterations and later frames' share it

@@ -35,6 +35,7 @@ from .core.device import pick_device as pick_device
 from .core.inputs import PixelTerm as PixelTerm
 from .core.inputs import RunInputs
 from .core.memory import peak_resident as peak_resident
+from .core.network import NetworkCache as NetworkCache
 from .core.pyramid import resized, scale_sizes
 from .core.records import Checkpoint as Checkpoint
 from .core.records import Iterate as Iterate
@@ -210,6 +211,7 @@ def stylize(
     progress: bool = False,
     start: Tensor | None = None,
     pixel: PixelTerm | None = None,
+    networks: NetworkCache | None = None,
     **overrides: Any,
 ) -> Stylized:
     """Stylize ``content`` with one or more styles: the Python API.
@@ -231,6 +233,8 @@ def stylize(
             ``config.init`` (video starts each frame from the previous one, warped).
         pixel: an extra pixel-space term with target and mask the content's size (video's
             temporal loss).
+        networks: keeps the VGG19 for the next run of the same settings and size (video's
+            frames build it once).
         **overrides: any StyleConfig field, e.g. ``iterations=100``; ``preset="paper"`` too.
 
     Returns:
@@ -287,6 +291,7 @@ def stylize(
             weights=cached_weights(config.weights),
             resume=resume,
             notify=notify or log.warning,
+            networks=networks,
         )
     finally:
         if bar is not None:

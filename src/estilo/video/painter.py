@@ -13,7 +13,7 @@ from typing import Protocol
 from torch import Tensor
 
 from ..core.config import StyleConfig
-from ..pipeline import Iterate, PixelTerm, stylize
+from ..pipeline import Iterate, NetworkCache, PixelTerm, stylize
 
 
 class Painter(Protocol):
@@ -40,7 +40,8 @@ class OptimiserPainter:
     frame starts from the previous stylised frame warped into it (the input frame where the
     warp is unreliable: Ruder et al. start from the warped frame alone) and adds
     ``config.temporal_weight`` x the masked mean squared difference to that warped frame. With
-    ``temporal_weight`` 0 every frame starts from its own content, as a still would."""
+    ``temporal_weight`` 0 every frame starts from its own content, as a still would. The VGG19
+    is built for the first frame and reused by every later one."""
 
     def __init__(
         self,
@@ -55,6 +56,7 @@ class OptimiserPainter:
         self.styles, self.style_weights = list(styles), style_weights
         self.config, self.callback, self.notify = config, callback, notify
         self.keyframe = config.replace(iterations=keyframe_iterations or config.iterations)
+        self.networks = NetworkCache()
         self.iterations = 0  # taken by the last frame painted
 
     def paint(self, frame: Tensor, previous: Tensor | None, mask: Tensor | None) -> Tensor:
@@ -73,6 +75,7 @@ class OptimiserPainter:
             notify=self.notify,
             start=start,
             pixel=pixel,
+            networks=self.networks,
         )
         if result.status == "interrupted":
             raise KeyboardInterrupt  # the frame is unfinished: the loop must not keep it
