@@ -14,12 +14,13 @@ from typing import Any
 import pytest
 import torch
 
-from estilo import StyleConfig, cli
+from estilo import StyleConfig, cli, resolve
 from estilo.core import network
+from estilo.errors import VideoError
 from estilo.image.io import load_image, save_image
 from estilo.image.samples import DEMO_CONTENT, DEMO_STYLE
 from estilo.pipeline import PixelTerm, resize
-from estilo.video import OptimiserPainter, stylize_video
+from estilo.video import OptimiserPainter, paint_video, stylize_video
 from estilo.video.flow import warping_error
 from estilo.video.io import probe, read_frames
 
@@ -380,3 +381,47 @@ def test_the_network_is_built_once_a_video(
     )
     assert len(painted) == 3 and [f.iterations for f in painted] == [2, 2, 2]
     assert len(built) == 1  # the first frame's 2 keyframe iterations and later frames' share it
+
+
+class Negative:
+    """A painter with no optimiser, as a feed-forward network would be: the input's negative.
+    It records what the loop hands it."""
+
+    iterations = 0
+
+    def __init__(self, name: str = "negative") -> None:
+        self.name = name
+        self.given: list[tuple[bool, bool]] = []
+
+    def identity(self) -> list[Any]:
+        return [self.name]
+
+    def paint(
+        self, frame: torch.Tensor, previous: torch.Tensor | None, mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        self.given.append((previous is not None, mask is not None))
+        if previous is not None and mask is not None:
+            assert previous.shape == frame.shape and mask.shape == (1, *frame.shape[-2:])
+        return 1 - frame
+
+
+def test_any_painter_goes_through_the_same_loop_resume_and_writer(
+    clip: Path, tmp_path: Path
+) -> None:
+    inputs = [resize(frame, SIZE) for frame, _ in read_frames(probe(clip, 10**6))]
+    folder = tmp_path / "negative"
+    painter = Negative()
+    config = resolve(size=64)
+    done = list(paint_video(clip, painter, f"{folder}/", config, frames=(0, 3)))
+    assert painter.given == [(False, False), (True, True), (True, True)]
+    assert [f.iterations for f in done] == [0, 0, 0]
+    for frame, given in zip(done, inputs, strict=False):
+        assert torch.allclose(frame.image, 1 - given, atol=1 / 255)
+    again = Negative()
+    resumed = list(paint_video(clip, again, f"{folder}/", config, frames=(0, 3)))
+    assert all(f.resumed for f in resumed) and again.given == []
+    with pytest.raises(VideoError, match="holds frames of another job"):
+        list(paint_video(clip, Negative("another"), f"{folder}/", config, frames=(0, 3)))
+    out = tmp_path / "negative.mp4"
+    list(paint_video(clip, Negative(), out, config))
+    assert describe(out)["frames"] == FRAMES and not (tmp_path / "negative.mp4.frames").exists()

@@ -7,13 +7,21 @@ PyAV and OpenCV are imported only when a video is read or a flow computed; witho
 """
 
 from .painter import OptimiserPainter, Painter
-from .run import PaintedFrame, frames_folder, parse_frames, require_video, stylize_video
+from .run import (
+    PaintedFrame,
+    frames_folder,
+    paint_video,
+    parse_frames,
+    require_video,
+    stylize_video,
+)
 
 __all__ = [
     "OptimiserPainter",
     "PaintedFrame",
     "Painter",
     "frames_folder",
+    "paint_video",
     "parse_frames",
     "require_video",
     "stylize_video",

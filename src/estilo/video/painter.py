@@ -2,21 +2,38 @@
 
 The frame loop (``run.py``) owns reading, flow, resuming and writing; a painter only turns one
 input frame into a stylised one, given the previous stylised frame warped into it and where
-that warp can be trusted. A feed-forward network (issue 15) will be a second painter.
+that warp can be trusted. A feed-forward network (``estilo video --model``) will be a second
+painter, plugged into the same loop with :func:`estilo.video.paint_video`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from torch import Tensor
 
 from ..core.config import StyleConfig
 from ..pipeline import Iterate, NetworkCache, PixelTerm, stylize
 
+#: Settings that change how a job runs, not the frames it makes: a rerun that changes only
+#: these resumes the job.
+NOT_IDENTITY = ("device", "log_every", "save_every", "recompute", "max_pixels")
+
 
 class Painter(Protocol):
+    """Paints one frame at a time. All a painter knows of earlier frames is what the loop
+    hands it, so a resumed job, which starts a new painter, paints as the first run did."""
+
+    #: Optimiser steps the last frame took; 0 for a painter that does not iterate.
+    iterations: int
+
+    def identity(self) -> list[Any]:
+        """Everything that decides the frames it paints (styles, model, settings): the frame
+        loop resumes a job only if these are the same. Paths stand for their files' bytes,
+        tensors for their values; anything else must be JSON."""
+        ...
+
     def paint(self, frame: Tensor, previous: Tensor | None, mask: Tensor | None) -> Tensor:
         """The stylised ``frame``.
 
@@ -57,7 +74,12 @@ class OptimiserPainter:
         self.config, self.callback, self.notify = config, callback, notify
         self.keyframe = config.replace(iterations=keyframe_iterations or config.iterations)
         self.networks = NetworkCache()
-        self.iterations = 0  # taken by the last frame painted
+        self.iterations = 0
+
+    def identity(self) -> list[Any]:
+        settings = {k: v for k, v in self.config.to_dict().items() if k not in NOT_IDENTITY}
+        weights = list(self.style_weights or [])
+        return [*self.styles, weights, settings, self.keyframe.iterations]
 
     def paint(self, frame: Tensor, previous: Tensor | None, mask: Tensor | None) -> Tensor:
         config, start, pixel = self.config, None, None

@@ -44,8 +44,6 @@ from .painter import OptimiserPainter, Painter
 
 #: Written into a frame folder's manifest; a folder without it holds no frames of ours.
 MANIFEST, MANIFEST_FORMAT = "estilo-video.json", "estilo-video-1"
-#: Settings that change how a job runs, not the frames it makes.
-NOT_IDENTITY = ("device", "log_every", "save_every", "recompute", "max_pixels")
 
 
 @dataclass(frozen=True)
@@ -272,7 +270,6 @@ def stylize_video(
     frames: tuple[int, int | None] = (0, None),
     fps: float | None = None,
     keyframe_iterations: int | None = None,
-    painter: Painter | None = None,
     callback: Callable[[Iterate], bool | None] | None = None,
     notify: Callable[[str], None] | None = None,
     **overrides: Any,
@@ -295,30 +292,62 @@ def stylize_video(
         frames: (A, B): the frames from A (counting from 0) up to B, not included.
         fps: output frame rate (frames dropped or repeated); default the input's.
         keyframe_iterations: the first frame's iterations (default ``config.iterations``).
-        painter: paints each frame (default: :class:`OptimiserPainter`).
         callback: gets every optimiser :class:`Iterate`; True stops that frame early.
         notify: receives one-line notices (memory fallback).
         **overrides: any StyleConfig field; ``preset="paper"`` too.
 
     Raises:
-        VideoError: the extra is missing, the input is not a readable video, the output
-            cannot be written (checked before any frame is painted), or the stream is
-            damaged midway (the finished frames are kept; the message names the frame).
+        VideoError: as :func:`paint_video`.
+        ConfigError, ImageError: bad settings or an unreadable style image.
     """
     require_video()
     config = configured(config, overrides)
+    if keyframe_iterations is not None and keyframe_iterations < 1:
+        raise ConfigError("--keyframe-iterations must be at least 1")
+    painter = OptimiserPainter(
+        [read(source, config, "style image").rgb for source in style_list(style)],
+        config,
+        style_weights=style_weights,
+        keyframe_iterations=keyframe_iterations,
+        callback=callback,
+        notify=notify,
+    )
+    yield from paint_video(video, painter, output, config, frames=frames, fps=fps)
+
+
+def paint_video(
+    video: str | Path,
+    painter: Painter,
+    output: str | Path | None = None,
+    config: StyleConfig | None = None,
+    *,
+    frames: tuple[int, int | None] = (0, None),
+    fps: float | None = None,
+) -> Iterator[PaintedFrame]:
+    """The frame loop, for any :class:`Painter`: read each frame at the working size, follow
+    the motion from the last one, have ``painter`` paint it, keep it, and write the video at
+    the end; as :func:`stylize_video` says, which calls it with an :class:`OptimiserPainter`.
+
+    ``config`` gives the working size (``size``, ``square``) and ``max_pixels``; what the
+    painter does with the rest is its own business.
+
+    Raises:
+        VideoError: the extra is missing, the input is not a readable video, the output
+            cannot be written (checked before any frame is painted), or the stream is
+            damaged midway (the finished frames are kept; the message names the frame).
+        ConfigError: ``frames`` or ``fps`` out of range.
+    """
+    require_video()
+    config = config or StyleConfig()
     first, stop = frames
     if fps is not None and not 0 < fps <= 1000:
         raise ConfigError("--fps must be above 0 and at most 1000")
-    if keyframe_iterations is not None and keyframe_iterations < 1:
-        raise ConfigError("--keyframe-iterations must be at least 1")
     info = probe(Path(video), config.max_pixels)
     if info.frames and first >= info.frames:
         raise ConfigError(
             f"--frames {first}: the video has {info.frames} frames (0 to {info.frames - 1})"
         )
-    sources = style_list(style)
-    styles = [read(source, config, "style image").rgb for source in sources]
+    height, width = working_size(info.height, info.width, config)
     file = None if output is None or _is_folder(output) else Path(output)
     store = None
     if output is not None:
@@ -327,24 +356,13 @@ def stylize_video(
         job = _digest(
             [
                 info.path,
-                *[_file_or_pixels(s, t) for s, t in zip(sources, styles, strict=True)],
-                list(style_weights or []),
-                {k: v for k, v in config.to_dict().items() if k not in NOT_IDENTITY},
-                [first, stop, fps, keyframe_iterations],
-                type(painter).__qualname__ if painter else OptimiserPainter.__qualname__,
+                [first, stop, fps, height, width],
+                type(painter).__qualname__,
+                *painter.identity(),
             ]
         )
         store = FrameStore(frames_folder(output), job, info.rotation)
         store.check()
-    painter = painter or OptimiserPainter(
-        styles,
-        config,
-        style_weights=style_weights,
-        keyframe_iterations=keyframe_iterations,
-        callback=callback,
-        notify=notify,
-    )
-    height, width = working_size(info.height, info.width, config)
     clock = Clock(info, first, stop, None if fps is None else Fraction(str(fps)))
     total = clock.total()
     done = store.open() if store is not None else 0
@@ -360,16 +378,14 @@ def stylize_video(
                 previous = (frame, image)
                 continue
             began = time.perf_counter()
-            step = None if previous is None else motion(previous[0], frame)
-            painted = painter.paint(
-                frame,
-                None if step is None or previous is None else step.warp(previous[1]),
-                None if step is None else step.mask,
-            )
+            if previous is None:
+                painted = painter.paint(frame, None, None)
+            else:
+                step = motion(previous[0], frame)
+                painted = painter.paint(frame, step.warp(previous[1]), step.mask)
             image = _quantised(painted) if store is None else store.save(count, painted)
             seconds = time.perf_counter() - began
-            iterations = painter.iterations if isinstance(painter, OptimiserPainter) else 0
-            yield PaintedFrame(count, total, image, iterations, seconds, False)
+            yield PaintedFrame(count, total, image, painter.iterations, seconds, False)
             previous = (frame, image)
     except VideoError as exc:
         if store is None or count == 0:
@@ -388,11 +404,6 @@ def stylize_video(
             info,
         )
         store.remove(count)
-
-
-def _file_or_pixels(source: ImageSource, pixels: Tensor) -> Path | Tensor:
-    """A style's fingerprint: its file's bytes, or the pixels of an image given in memory."""
-    return Path(source) if isinstance(source, (str, Path)) else pixels
 
 
 def _check_output(path: Path, info: VideoInfo) -> None:
