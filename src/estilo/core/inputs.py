@@ -26,7 +26,8 @@ class PixelTerm:
     """An extra loss on the pixels themselves: ``weight`` x the mean over pixels and channels
     of ``mask`` x (image - ``target``)². Ruder et al. 2016's temporal loss is one: the target
     is the previous stylised frame warped by the optical flow, the mask 1 where the flow can be
-    followed and 0 at occlusions and motion boundaries (their 1/D Σ c (x - ω)²).
+    followed and 0 at occlusions and motion boundaries (their 1/D Σ c (x - ω)²; where estilo's
+    video departs from theirs: docs/method.md §6).
 
     ``target`` is (1, 3, H, W) in [0, 1], ``mask`` (1, 1, H, W) in [0, 1], both the content's
     size."""
