@@ -237,7 +237,7 @@ class Clock:
                     moment += 1 / self.fps
             held = (frame, shown)
         if held is None:
-            raise VideoError(f"--frames {self.first}: the video has fewer frames")
+            raise VideoError(f"frames from {self.first}: the video has fewer frames")
         self.end = held[1] + 1 / self.info.rate
         while self.fps is not None and moment < self.end:
             self._stamp(moment)
@@ -303,7 +303,7 @@ def stylize_video(
     require_video()
     config = configured(config, overrides)
     if keyframe_iterations is not None and keyframe_iterations < 1:
-        raise ConfigError("--keyframe-iterations must be at least 1")
+        raise ConfigError("keyframe_iterations must be at least 1")
     painter = OptimiserPainter(
         [read(source, config, "style image").rgb for source in style_list(style)],
         config,
@@ -341,11 +341,11 @@ def paint_video(
     config = config or StyleConfig()
     first, stop = frames
     if fps is not None and not 0 < fps <= 1000:
-        raise ConfigError("--fps must be above 0 and at most 1000")
+        raise ConfigError("fps must be above 0 and at most 1000")
     info = probe(Path(video), config.max_pixels)
     if info.frames and first >= info.frames:
         raise ConfigError(
-            f"--frames {first}: the video has {info.frames} frames (0 to {info.frames - 1})"
+            f"frames from {first}: the video has {info.frames} frames (0 to {info.frames - 1})"
         )
     height, width = working_size(info.height, info.width, config)
     file = None if output is None or _is_folder(output) else Path(output)
