@@ -33,6 +33,7 @@ def test_public_api_is_pinned() -> None:
         "ImageError",
         "Iterate",
         "LossRecord",
+        "PaintedFrame",
         "Status",
         "StyleConfig",
         "Stylized",
@@ -41,6 +42,7 @@ def test_public_api_is_pinned() -> None:
         "resolve",
         "save_image",
         "stylize",
+        "stylize_video",
     }
     for name in estilo.__all__:
         assert getattr(estilo, name) is not None
@@ -268,6 +270,7 @@ def imports_of(path: Path) -> set[str]:
         ("formats.py", ("estilo.core", "estilo.image", "estilo.pipeline", "torch", "PIL")),
         ("quality", ("estilo.cli", "estilo.experiments", "estilo.web", "argparse")),
         ("experiments", ("estilo.cli", "estilo.web", "argparse")),
+        ("video", ("estilo.cli", "estilo.web", "estilo.experiments", "argparse")),
     ],
 )
 def test_dependencies_point_one_way(layer: str, forbidden: tuple[str, ...]) -> None:
@@ -281,7 +284,7 @@ def test_dependencies_point_one_way(layer: str, forbidden: tuple[str, ...]) -> N
 VOCABULARY = ("estilo.core.config", "estilo.core.registry", "estilo.core.layers")
 
 
-@pytest.mark.parametrize("layer", ["web", "experiments", "quality"])
+@pytest.mark.parametrize("layer", ["web", "experiments", "quality", "video"])
 def test_front_ends_reach_the_core_through_the_pipeline(layer: str) -> None:
     for path in sorted((SRC / layer).rglob("*.py")):
         for module in imports_of(path):

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from estilo import cli
-from estilo.core.config import FIELDS, GROUPS, PRESETS, StyleConfig, resolve
+from estilo.core.config import COMMAND_GROUPS, FIELDS, GROUPS, PRESETS, StyleConfig, resolve
 
 FAST = ["--size", "48", "--iterations", "3", "--device", "cpu"]
 
@@ -174,23 +174,32 @@ def every_command(
 def test_every_config_field_has_a_flag_and_no_flag_means_the_default(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    flags = {action.dest: action for action in subcommand("stylize")._actions}
-    assert set(FIELDS) <= set(flags)
+    shown = {n for n in FIELDS if FIELDS[n].metadata["group"] in COMMAND_GROUPS["stylize"]}
+    assert set(FIELDS) == shown | {"temporal_weight"}  # a still has no frame before it
+    for command in ("stylize", "demo"):
+        flags = {action.dest for action in subcommand(command)._actions}
+        assert shown <= flags and "temporal_weight" not in flags, command
+    assert set(FIELDS) <= {action.dest for action in subcommand("video")._actions}
     code, toml, _ = run_cli(capsys, "stylize", "a.png", "b.png", "--print-config")
     assert code == 0 and toml == StyleConfig().to_toml()
+    code, _, err = run_cli(capsys, "stylize", "a.png", "b.png", "--temporal-weight", "0")
+    assert code == 2 and "unrecognized arguments: --temporal-weight" in err
 
 
-def test_stylize_help_groups_the_options_by_the_config_fields_group() -> None:
-    groups = {g.title: g for g in subcommand("stylize")._action_groups}
-    for key, title in GROUPS.items():
-        dests = {action.dest for action in groups[title]._group_actions}
+@pytest.mark.parametrize("command", ["stylize", "video"])
+def test_help_groups_the_options_by_the_config_fields_group(command: str) -> None:
+    groups = {g.title: g for g in subcommand(command)._action_groups}
+    keys = COMMAND_GROUPS[command]
+    for key in keys:
+        dests = {action.dest for action in groups[GROUPS[key]]._group_actions}
         assert {n for n in FIELDS if FIELDS[n].metadata["group"] == key} <= dests, key
-    assert {"output", "history", "quiet"} <= {
+    assert {"output", "quiet"} <= {
         action.dest for action in groups[GROUPS["output"]]._group_actions
     }
-    text = subcommand("stylize").format_help()
-    positions = [text.index(f"\n{title}:\n") for title in GROUPS.values()]
+    text = subcommand(command).format_help()
+    positions = [text.index(f"\n{GROUPS[key]}:\n") for key in keys]
     assert positions == sorted(positions)
+    assert all(title not in groups for key, title in GROUPS.items() if key not in keys)
 
 
 def test_each_default_is_shown_once_with_a_metavar_that_means_something() -> None:

@@ -27,7 +27,10 @@ def stylize_flags() -> set[str]:
 
 
 BASH_CASES = [
-    ("estilo ", {"stylize", "demo", "info", "evaluate", "experiment", "serve", "completion"}),
+    (
+        "estilo ",
+        {"stylize", "demo", "video", "info", "evaluate", "experiment", "serve", "completion"},
+    ),
     ("estilo st", {"stylize"}),
     ("estilo stylize --optim", {"--optimizer", "--optimiser"}),
     ("estilo stylize a.jpg b.jpg --optimiser ", set(OPTIMIZERS)),
@@ -35,6 +38,7 @@ BASH_CASES = [
     ("estilo experiment ", {"run", "paper", "report"}),
     ("estilo experiment paper --executor ", {"local", "ray"}),
     ("estilo completion ", {"bash", "zsh"}),
+    ("estilo video --temp", {"--temporal-weight"}),
     ("estilo stylize --size ", set()),  # a number: left to bash's filename completion
 ]
 

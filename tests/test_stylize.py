@@ -10,6 +10,7 @@ import torch
 from estilo.core import stylize as loop
 from estilo.core.config import resolve
 from estilo.core.inputs import RunInputs
+from estilo.core.network import NetworkCache
 from estilo.core.objective import style_layer_weights
 from estilo.core.optim import carried_state, warm_start
 from estilo.core.records import Checkpoint, Iterate
@@ -250,3 +251,27 @@ def test_run_inputs_check_style_weights_and_masks_and_scale_together() -> None:
     assert half.masks[1] is None and half.style_weights == inputs.style_weights
     # A style never shrinks below what the deepest layer needs.
     assert inputs.scaled((12, 16), smallest=16).styles[0].shape == (1, 3, 16, 16)
+
+
+def test_a_network_cache_builds_again_only_for_another_network(weights: Weights) -> None:
+    cache = NetworkCache()
+    config = resolve(size=32, iterations=1, **SMALL)
+    inputs = RunInputs.make(torch.rand(1, 3, 24, 32), torch.rand(1, 3, 32, 32))
+    first = cache.get(inputs, config, weights)
+    assert cache.get(inputs, config.replace(iterations=5, style_weight=1.0), weights) is first
+    pooled = cache.get(inputs, config.replace(pooling="avg"), weights)
+    assert pooled is not first
+    smaller = RunInputs.make(torch.rand(1, 3, 16, 32), torch.rand(1, 3, 32, 32))
+    assert cache.get(smaller, config.replace(pooling="avg"), weights) is not pooled
+
+
+def test_a_reused_network_paints_as_a_fresh_one(
+    content: torch.Tensor, style: torch.Tensor, weights: Weights
+) -> None:
+    inputs = RunInputs.make(content[None], style[None])
+    config = resolve(iterations=3, **SMALL)
+    fresh = stylize(inputs, config, weights=weights)
+    cache = NetworkCache()
+    for _ in range(2):
+        reused = stylize(inputs, config, weights=weights, networks=cache)
+        assert torch.equal(reused.image, fresh.image)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .core.records import Iterate, LossRecord, Status
     from .image.io import load_image, save_image
     from .pipeline import Stylized, stylize
+    from .video import PaintedFrame, stylize_video
 
 __version__ = "0.1.0"
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "ImageError",
     "Iterate",
     "LossRecord",
+    "PaintedFrame",
     "Status",
     "StyleConfig",
     "Stylized",
@@ -37,6 +39,7 @@ __all__ = [
     "resolve",
     "save_image",
     "stylize",
+    "stylize_video",
 ]
 
 _LAZY = {
@@ -47,6 +50,8 @@ _LAZY = {
     "save_image": "image.io",
     "Stylized": "pipeline",
     "stylize": "pipeline",
+    "PaintedFrame": "video",
+    "stylize_video": "video",
 }
 
 

@@ -19,13 +19,14 @@ import re
 import signal
 import socket
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
 from . import __version__, completion
-from .core.config import FIELDS, GROUPS, PRESETS, StyleConfig, resolve
+from .core.config import COMMAND_GROUPS, FIELDS, GROUPS, PRESETS, StyleConfig, resolve
 from .errors import EstiloError, show_notices
 from .formats import DEFAULT_QUALITY, WRITE_FORMATS, checkpoint_path
 from .image.samples import DEMO_CONTENT, DEMO_STYLE
@@ -135,9 +136,12 @@ def shown_default(value: Any) -> str:
     return f" (default: {text})"
 
 
-def _add_run_flags(parser: argparse.ArgumentParser, output: str) -> None:
-    """A run's flags (stylize, demo): one group per ``GROUPS`` entry, each holding its
-    StyleConfig fields, so ``--help`` reads by topic."""
+def _add_config_flags(
+    parser: argparse.ArgumentParser, command: str
+) -> dict[str, argparse._ArgumentGroup]:
+    """``--preset``, ``--config`` and ``--print-config``, then an empty group per ``GROUPS``
+    entry that ``command`` shows (``COMMAND_GROUPS``), in order, for the caller to fill: its
+    own flags first, then :func:`_add_field_flags`."""
     setup = parser.add_argument_group("configuration")
     setup.add_argument(
         "--preset",
@@ -150,7 +154,33 @@ def _add_run_flags(parser: argparse.ArgumentParser, output: str) -> None:
         action="store_true",
         help="print the resolved configuration as TOML (for --config) and exit",
     )
-    groups = {key: parser.add_argument_group(title) for key, title in GROUPS.items()}
+    return {key: parser.add_argument_group(GROUPS[key]) for key in COMMAND_GROUPS[command]}
+
+
+def _add_field_flags(groups: dict[str, argparse._ArgumentGroup]) -> None:
+    """A flag for each StyleConfig field whose group is among ``groups``, so ``--help`` reads
+    by topic."""
+    defaults = StyleConfig()
+    for name, spec in FIELDS.items():
+        meta = spec.metadata
+        if meta["group"] not in groups:
+            continue
+        kwargs: dict[str, Any] = {
+            "dest": name,
+            "default": argparse.SUPPRESS,  # unset flags leave the preset's or file's value
+            "help": meta["help"] + shown_default(getattr(defaults, name)),
+        }
+        if spec.type == "bool":
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["metavar"] = meta["metavar"] or "{" + ",".join(meta["choices"]) + "}"
+        flag = "--" + name.replace("_", "-")
+        groups[meta["group"]].add_argument(flag, *meta.get("aliases", ()), **kwargs)
+
+
+def _add_run_flags(parser: argparse.ArgumentParser, output: str) -> None:
+    """A still's flags (stylize, demo): the configuration, the mask and what is written."""
+    groups = _add_config_flags(parser, "stylize")
     groups["style"].add_argument(
         "--mask",
         metavar="PATH",
@@ -184,20 +214,54 @@ def _add_run_flags(parser: argparse.ArgumentParser, output: str) -> None:
         "crash or Ctrl-C (the same inputs and settings; without -o, the newest such output)",
     )
     writes.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
-    defaults = StyleConfig()
-    for name, spec in FIELDS.items():
-        meta = spec.metadata
-        kwargs: dict[str, Any] = {
-            "dest": name,
-            "default": argparse.SUPPRESS,  # unset flags leave the preset's or file's value
-            "help": meta["help"] + shown_default(getattr(defaults, name)),
-        }
-        if spec.type == "bool":
-            kwargs["action"] = argparse.BooleanOptionalAction
-        else:
-            kwargs["metavar"] = meta["metavar"] or "{" + ",".join(meta["choices"]) + "}"
-        flag = "--" + name.replace("_", "-")
-        groups[meta["group"]].add_argument(flag, *meta.get("aliases", ()), **kwargs)
+    _add_field_flags(groups)
+
+
+def _add_video(commands: argparse._SubParsersAction[Parser]) -> None:
+    video = _command(
+        commands,
+        "video",
+        "stylize a video without flicker (needs estilo[video])",
+        [
+            "estilo video --demo                           # writes estilo-video-demo.mp4",
+            "estilo video clip.mp4 painting.jpg -o out.mp4 --size 256",
+            "estilo video clip.mp4 painting.jpg -o frames/ --frames 0:48   # PNG frames",
+            "estilo video clip.mp4 painting.jpg -o plain.mp4 --temporal-weight 0  # frame by frame",
+        ],
+        usage="%(prog)s (VIDEO STYLE[:WEIGHT] [STYLE[:WEIGHT] ...] -o OUT | --demo) [options]",
+        description="Repaint every frame of VIDEO in the style of the STYLE images. Each frame "
+        "starts from the previous one warped by the optical flow and is held to it "
+        "(--temporal-weight); finished frames are kept, and the same command again resumes.",
+    )
+    video.add_argument(
+        "inputs",
+        nargs="*",
+        metavar="VIDEO STYLE[:WEIGHT]",
+        help="the video, then its style image(s), each with an optional blend weight",
+    )
+    groups = _add_config_flags(video, "video")
+    clip = groups["video"]
+    clip.add_argument("--demo", action="store_true", help="a pan over the bundled photo")
+    clip.add_argument("--frames", metavar="A:B", help="frames A (from 0) up to B only")
+    clip.add_argument(
+        "--fps", type=float, metavar="FPS", help="output frame rate (default: the input's)"
+    )
+    clip.add_argument(
+        "--keyframe-iterations",
+        type=int,
+        metavar="N",
+        help="the first frame's iterations (default: --iterations, every later frame's)",
+    )
+    writes = groups["output"]
+    writes.add_argument(
+        "-o",
+        "--output",
+        metavar="PATH",
+        help="video file (.mp4 .mov .m4v .mkv) or a folder/ for PNG frames "
+        "(default with --demo: estilo-video-demo.mp4, or -2, -3... added if that file exists)",
+    )
+    writes.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    _add_field_flags(groups)
 
 
 def _add_study_flags(parser: argparse.ArgumentParser) -> None:
@@ -407,6 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the outputs kept the photo's colours: measure colour against the photo",
     )
+    _add_video(commands)
     _add_experiment(commands)
     _add_serve(commands)
     shells = _command(
@@ -440,6 +505,8 @@ def main(argv: list[str] | None = None) -> int:
                 return experiment_command(args)
             if args.command == "serve":
                 return serve_command(args)
+            if args.command == "video":
+                return video_command(args, received)
             return stylize_command(args, received)
     except EstiloError as exc:
         print(f"estilo: error: {exc}", file=sys.stderr)
@@ -456,9 +523,12 @@ def main(argv: list[str] | None = None) -> int:
         return code
 
 
-def config_from_args(args: argparse.Namespace) -> StyleConfig:
+def config_from_args(args: argparse.Namespace, **defaults: Any) -> StyleConfig:
+    """The flags given over ``defaults`` over ``--config`` over ``--preset``."""
+    if args.preset and args.config:
+        raise EstiloError("give --preset or --config, not both (a config file can name a preset)")
     overrides = {name: getattr(args, name) for name in FIELDS if hasattr(args, name)}
-    return resolve(args.preset or "default", args.config, **overrides)
+    return resolve(args.preset or "default", args.config, **{**defaults, **overrides})
 
 
 def stylize_command(args: argparse.Namespace, received: list[int] | None = None) -> int:
@@ -467,8 +537,6 @@ def stylize_command(args: argparse.Namespace, received: list[int] | None = None)
     if args.command == "demo":
         args.content, args.styles = str(DEMO_CONTENT), [str(DEMO_STYLE)]
     styles, style_weights = zip(*map(parse_style, args.styles), strict=True)
-    if args.preset and args.config:
-        raise EstiloError("give --preset or --config, not both (a config file can name a preset)")
     config = config_from_args(args)
     if args.print_config:
         sys.stdout.write(config.to_toml())
@@ -479,10 +547,10 @@ def stylize_command(args: argparse.Namespace, received: list[int] | None = None)
     if args.output:
         output = Path(args.output)
     elif args.command == "demo":
-        output = unused_name("estilo-demo", args.resume)
+        output = unused_name("estilo-demo", resume=args.resume)
     else:
         stem = "-".join(path.stem for path in (Path(args.content), *styles))
-        output = unused_name(stem, args.resume)
+        output = unused_name(stem, resume=args.resume)
     progress = Progress(
         config,
         bar=not args.quiet and sys.stderr.isatty(),
@@ -523,16 +591,81 @@ def stylize_command(args: argparse.Namespace, received: list[int] | None = None)
     return 0
 
 
-def unused_name(stem: str, resume: bool = False) -> Path:
-    """``STEM.png`` in the current folder, or the first of ``STEM-2.png``, ``STEM-3.png``...
-    that does not exist, nor its checkpoint: an output the user did not name never replaces
-    a file. To ``resume``, the last of them that has a checkpoint (an unfinished run's)."""
-    candidate, number, unfinished = Path(f"{stem}.png"), 1, None
+def video_command(args: argparse.Namespace, received: list[int]) -> int:
+    """Stylize a video (or the demo clip), one line per frame; Ctrl-C keeps finished frames."""
+    from .video import frames_folder, parse_frames, require_video, stylize_video
+    from .video.demo import DEMO_SETTINGS, write_demo_clip
+
+    if args.demo != (not args.inputs):
+        raise EstiloError("give a video and one or more styles, or --demo alone")
+    if not args.demo and len(args.inputs) < 2:
+        raise EstiloError("give a video and one or more style images")
+    config = config_from_args(args, **(DEMO_SETTINGS if args.demo else {}))
+    if args.print_config:
+        sys.stdout.write(config.to_toml())
+        return 0
+    if args.output:
+        output = args.output
+    elif args.demo:  # an unfinished one has no file yet, so a rerun picks it again: resume
+        output = str(unused_name("estilo-video-demo", ".mp4"))
+    else:
+        raise EstiloError("give the output with -o OUT.mp4 (or -o FOLDER/ for PNG frames)")
+    require_video()
+    done = 0
+    with tempfile.TemporaryDirectory(prefix="estilo-video-") as scratch:
+        if args.demo:
+            video, styles, weights = (
+                write_demo_clip(Path(scratch) / "demo.mov"),
+                [DEMO_STYLE],
+                [1.0],
+            )
+        else:
+            video = Path(args.inputs[0])
+            styles, weights = map(list, zip(*map(parse_style, args.inputs[1:]), strict=True))
+        frames = stylize_video(
+            video,
+            styles,
+            output,
+            config,
+            style_weights=weights,
+            frames=parse_frames(args.frames) if args.frames else (0, None),
+            fps=args.fps,
+            keyframe_iterations=args.keyframe_iterations,
+        )
+        try:
+            for frame in frames:
+                done = frame.index
+                if not args.quiet:
+                    what = (
+                        "kept from an earlier run"
+                        if frame.resumed
+                        else (f"{frame.iterations} iterations, {frame.seconds:.1f} s")
+                    )
+                    print(f"frame {frame.index}/{frame.total}: {what}", flush=True)
+        except KeyboardInterrupt:
+            code, what = _interrupt_status(received[0] if received else None)
+            print(
+                f"estilo: {what}; the {done} finished frames are kept in "
+                f"{str(frames_folder(output))!r}: run the same command again to resume",
+                file=sys.stderr,
+            )
+            return code
+    if not args.quiet:
+        print(f"done: {output}")
+    return 0
+
+
+def unused_name(stem: str, suffix: str = ".png", resume: bool = False) -> Path:
+    """``STEM.png`` (or another ``suffix``) in the current folder, or the first of
+    ``STEM-2.png``, ``STEM-3.png``... that does not exist, nor its checkpoint: an output the
+    user did not name never replaces a file. To ``resume``, the last of them that has a
+    checkpoint (an unfinished run's)."""
+    candidate, number, unfinished = Path(stem + suffix), 1, None
     while candidate.exists() or candidate.is_symlink() or checkpoint_path(candidate).exists():
         if checkpoint_path(candidate).exists():
             unfinished = candidate
         number += 1
-        candidate = Path(f"{stem}-{number}.png")
+        candidate = Path(f"{stem}-{number}{suffix}")
     return unfinished if resume and unfinished is not None else candidate
 
 

@@ -31,6 +31,10 @@ class CheckpointError(EstiloError):
     """A checkpoint that is missing, damaged, or from another run (other inputs or settings)."""
 
 
+class VideoError(EstiloError):
+    """A video that is missing, not a video, damaged, too large or cannot be written."""
+
+
 class _Notices(logging.Handler):
     """Writes each record as ``estilo: warning: <message>`` to the current ``sys.stderr``
     (looked up per line, so a redirected stderr is honoured)."""

@@ -29,10 +29,13 @@ from torch import Tensor
 
 from .core.config import INIT_MODES, StyleConfig, fit_print, print_pixels, resolve
 
-# Re-exported (``as``): the front ends, web and experiments, reach the core through this module.
+# Re-exported (``as``): the front ends, web, experiments and video, reach the core through this
+# module.
 from .core.device import pick_device as pick_device
+from .core.inputs import PixelTerm as PixelTerm
 from .core.inputs import RunInputs
 from .core.memory import peak_resident as peak_resident
+from .core.network import NetworkCache as NetworkCache
 from .core.pyramid import planned_iterations, resized, scale_sizes
 from .core.records import Checkpoint as Checkpoint
 from .core.records import Iterate as Iterate
@@ -212,6 +215,15 @@ def read_mask(
     return [(nearest == label).float() for label in labels]
 
 
+def configured(config: StyleConfig | None, overrides: dict[str, Any]) -> StyleConfig:
+    """``config`` (default: the ``default`` preset) with the API's keyword ``overrides``; a
+    ``preset`` among them starts from that preset instead."""
+    preset = overrides.pop("preset", None)
+    if preset is not None:
+        return resolve(preset, **overrides)
+    return resolve(base=config or StyleConfig(), **overrides)
+
+
 def stylize(
     content: ImageSource,
     style: ImageSource | Sequence[ImageSource],
@@ -223,6 +235,9 @@ def stylize(
     resume: Checkpoint | None = None,
     notify: Callable[[str], None] | None = None,
     progress: bool = False,
+    start: Tensor | None = None,
+    pixel: PixelTerm | None = None,
+    networks: NetworkCache | None = None,
     **overrides: Any,
 ) -> Stylized:
     """Stylize ``content`` with one or more styles: the Python API.
@@ -240,22 +255,24 @@ def stylize(
         notify: receives one-line notices before the run (e.g. a memory fallback); by
             default they are logged as warnings by the ``estilo.pipeline`` logger.
         progress: show a progress bar (tqdm: a widget in Jupyter, a line on a terminal).
+        start: a (3, H, W) starting image in [0, 1] the content's size, instead of
+            ``config.init`` (video starts each frame from the previous one, warped).
+        pixel: an extra pixel-space term with target and mask the content's size (video's
+            temporal loss).
+        networks: keeps the VGG19 for the next run of the same settings and size (video's
+            frames build it once).
         **overrides: any StyleConfig field, e.g. ``iterations=100``; ``preset="paper"`` too.
 
     Returns:
         A :class:`Stylized` with the best image and the loss history.
     """
-    preset = overrides.pop("preset", None)
-    if preset is not None:
-        config = resolve(preset, **overrides)
-    else:
-        config = resolve(base=config or StyleConfig(), **overrides)
+    config = configured(config, overrides)
     sources = style_list(style)
     content_image = read(content, config, "content image")
     config = fit_print(config, *content_image.rgb.shape[-2:])
     style_images = [read(s, config, "style image") for s in sources]
-    init = None
-    if config.init not in INIT_MODES:
+    init = start
+    if init is None and config.init not in INIT_MODES:
         init = read(config.init, config, "init image").rgb
 
     size = working_size(content_image.rgb.shape[-2], content_image.rgb.shape[-1], config)
@@ -269,16 +286,23 @@ def stylize(
         styles = [color.match_histogram(s, content_rgb) for s in styles]
     elif config.preserve_colors == "luminance":
         styles = [color.match_luminance(s, content_rgb) for s in styles]
-    if callback is not None and config.preserve_colors == "luminance":
+    grey = config.preserve_colors == "luminance"
+    if callback is not None and grey:
         callback = _recoloured(callback, content_rgb)
+    if init is not None:
+        init = resize(init, size)
+        init = color.luminance(init)[None] if grey else init[None]
+    if pixel is not None:
+        pixel = pixel.scaled(size)
+        if grey:  # luminance mode optimises grey images: like with like
+            pixel = dataclasses.replace(pixel, target=color.luminance(pixel.target[0])[None])
     inputs = RunInputs.make(
-        color.luminance(content_rgb)[None]
-        if config.preserve_colors == "luminance"
-        else content_rgb[None],
+        color.luminance(content_rgb)[None] if grey else content_rgb[None],
         [s[None] for s in styles],
         style_weights,
         masks,
-        None if init is None else resize(init, size)[None],
+        init,
+        pixel,
     )
     bar = None
     if progress:
@@ -294,12 +318,13 @@ def stylize(
             weights=cached_weights(config.weights),
             resume=resume,
             notify=notify or log.warning,
+            networks=networks,
         )
     finally:
         if bar is not None:
             bar.close()
     image = result.image[0].cpu()
-    if config.preserve_colors == "luminance":
+    if grey:
         image = color.restore_chroma(image, content_rgb)
     alpha = None if content_image.alpha is None else resize(content_image.alpha, size)
     return Stylized(
@@ -352,22 +377,29 @@ def check_output(
     check_quality(quality, output_format(output))
     check_print(output_format(output), config.bit_depth, config.dpi)
     folder = output.parent if str(output.parent) else Path(".")
-    if not folder.is_dir():
-        raise ImageError(f"output folder {str(folder)!r} does not exist")
-    if not os.access(folder, os.W_OK):
+    if folder.is_dir() and not os.access(folder, os.W_OK):
         raise ImageError(f"output folder {str(folder)!r} is not writable")
-    # The save makes a temporary file named after the output: make one now, so a name the
-    # file system refuses fails here and not after the run.
-    try:
-        fd, probe = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise ImageError(f"cannot write {str(output)!r}: {exc.strerror or exc}") from None
-    os.close(fd)
-    os.unlink(probe)
+    check_writable(output)
     target = _entry(output)
     for source in inputs:
         if _entry(source) == target:
             raise ImageError(f"output {str(output)!r} is one of the inputs; refusing to overwrite")
+
+
+def check_writable(path: Path, error: type[EstiloError] = ImageError) -> None:
+    """Fail unless ``path``'s folder exists and holds a new file named after ``path``.
+
+    An atomic save makes a temporary named after its target: make one now, so that a name the
+    file system refuses (too long, say) fails before the run, not after it."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise error(f"output folder {str(folder)!r} does not exist")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise error(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def check_writes(

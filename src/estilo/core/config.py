@@ -50,6 +50,13 @@ GROUPS = {
     "optimisation": "optimisation: what is minimised, from where, how and for how long",
     "output": "output: what is written and printed",
     "device": "device and memory",
+    "video": "video: how each frame is held to the one before",
+}
+#: Groups that only some commands show: a still has no frame before it, so ``estilo stylize``
+#: leaves out the video group (a config file may still set its fields; a still ignores them).
+COMMAND_GROUPS = {
+    "stylize": ("content", "style", "optimisation", "output", "device"),
+    "video": tuple(GROUPS),
 }
 
 
@@ -109,6 +116,13 @@ class StyleConfig:
         3e6,
         "weight of the total-variation smoothness loss (keeps pixel speckle out)",
         "optimisation",
+        "W",
+    )
+    temporal_weight: float = _opt(
+        1e8,
+        "weight of the temporal loss that holds each frame to the previous one warped by the "
+        "optical flow (0: every frame painted on its own)",
+        "video",
         "W",
     )
     content_layers: tuple[str, ...] = _opt(
@@ -439,7 +453,7 @@ def _check(config: StyleConfig) -> StyleConfig:
         config.lr is None or (math.isfinite(config.lr) and config.lr > 0),
         "lr must be a positive number",
     )
-    for name in ("content_weight", "style_weight", "tv_weight"):
+    for name in ("content_weight", "style_weight", "tv_weight", "temporal_weight"):
         value = getattr(config, name)
         require(math.isfinite(value) and value >= 0, f"{name} must be a finite number >= 0")
     require(

@@ -2,7 +2,8 @@
 
 The pipeline reads files into a :class:`RunInputs`; the loop checks it once, then resizes it for
 each scale of the pyramid. The same names serve every layer: ``content``, ``styles``,
-``style_weights`` (one blend weight per style), ``masks`` (where each style applies).
+``style_weights`` (one blend weight per style), ``masks`` (where each style applies), and for
+video a :class:`PixelTerm` that holds the image to the previous frame.
 """
 
 from __future__ import annotations
@@ -21,6 +22,33 @@ from .pyramid import resized
 
 
 @dataclass(frozen=True)
+class PixelTerm:
+    """An extra loss on the pixels themselves: ``weight`` x the mean over pixels and channels
+    of ``mask`` x (image - ``target``)². Ruder et al. 2016's temporal loss is one: the target
+    is the previous stylised frame warped by the optical flow, the mask 1 where the flow can be
+    followed and 0 at occlusions and motion boundaries (their 1/D Σ c (x - ω)²; where estilo's
+    video departs from theirs: docs/method.md §6).
+
+    ``target`` is (1, 3, H, W) in [0, 1], ``mask`` (1, 1, H, W) in [0, 1], both the content's
+    size."""
+
+    target: Tensor
+    mask: Tensor
+    weight: float
+
+    def __call__(self, image: Tensor) -> Tensor:
+        return self.weight * (self.mask * (image - self.target) ** 2).mean()
+
+    def to(self, device: torch.device) -> PixelTerm:
+        return PixelTerm(self.target.to(device), self.mask.to(device), self.weight)
+
+    def scaled(self, size: tuple[int, int]) -> PixelTerm:
+        """The term at one scale of the pyramid."""
+        mask = F.interpolate(self.mask, size=size, mode="area")
+        return PixelTerm(resized(self.target, size), mask, self.weight)
+
+
+@dataclass(frozen=True)
 class RunInputs:
     """The tensors of a run at the working size. Make one with :meth:`make`, which checks it.
 
@@ -28,6 +56,7 @@ class RunInputs:
     (1, 3, H', W') RGB images in [0, 1]. ``style_weights`` has one weight per style, summing
     to 1. ``masks`` has, per style, None or (1, 1, H, W) weights in [0, 1]: where that style
     applies. ``init``, a (1, 3, H, W) image, is the starting point instead of ``config.init``.
+    ``pixel`` is an extra term of the objective (video's temporal loss), or None.
     """
 
     content: Tensor
@@ -35,6 +64,7 @@ class RunInputs:
     style_weights: tuple[float, ...]
     masks: tuple[Tensor | None, ...]
     init: Tensor | None = None
+    pixel: PixelTerm | None = None
 
     @classmethod
     def make(
@@ -44,6 +74,7 @@ class RunInputs:
         style_weights: Sequence[float] | None = None,
         masks: Sequence[Tensor | None] | None = None,
         init: Tensor | None = None,
+        pixel: PixelTerm | None = None,
     ) -> RunInputs:
         """Checked inputs: style weights default to equal and are normalised to sum 1, masks
         default to none (every style everywhere).
@@ -67,7 +98,7 @@ class RunInputs:
         if len(masks) != len(styles):
             raise ConfigError(f"{len(masks)} masks given for {len(styles)} styles")
         total = sum(weights)
-        return cls(content, styles, tuple(w / total for w in weights), masks, init)
+        return cls(content, styles, tuple(w / total for w in weights), masks, init, pixel)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -81,13 +112,14 @@ class RunInputs:
             styles=tuple(s.to(device) for s in self.styles),
             masks=tuple(None if m is None else m.to(device) for m in self.masks),
             init=None if self.init is None else self.init.to(device),
+            pixel=None if self.pixel is None else self.pixel.to(device),
         )
 
     def scaled(self, size: tuple[int, int], smallest: int) -> RunInputs:
         """The inputs for one scale: the content and masks at ``size``, each style shrunk by
         the same ratio as the content but kept at least ``smallest`` px a side (the deepest
-        layer's minimum). ``init`` stays as it is: the loop starts from it before the first
-        scale."""
+        layer's minimum), the pixel term's target and mask at ``size``. ``init`` stays as it
+        is: the loop starts from it before the first scale."""
         ratio = size[0] / self.content.shape[-2]
         return dataclasses.replace(
             self,
@@ -105,4 +137,5 @@ class RunInputs:
             masks=tuple(
                 None if m is None else F.interpolate(m, size=size, mode="area") for m in self.masks
             ),
+            pixel=None if self.pixel is None else self.pixel.scaled(size),
         )

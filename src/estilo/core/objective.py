@@ -123,10 +123,11 @@ class Objective:
     Several styles are blended by summing their distances with weights that sum to 1. For
     gram, mmd-*, and meanstd this has the same gradient as matching the weighted average of the
     statistics; with masks each style is matched only where its mask is (guided statistics,
-    Gatys et al. 2017)."""
+    Gatys et al. 2017). The inputs' :class:`PixelTerm` (video's temporal loss), if any, joins
+    the total; it is not one of the reported parts."""
 
     def __init__(self, net: VGG19Features, inputs: RunInputs, config: StyleConfig) -> None:
-        self.net, self.config = net, config
+        self.net, self.config, self.pixel = net, config, inputs.pixel
         info = lookup(STYLE_LOSSES, config.style_loss, "style loss")
         self.statistic: StyleStatistic = info.load()
         self.style_weight = config.style_weight * info.weight
@@ -191,4 +192,5 @@ class Objective:
             "style": self.style_weight * self.style_loss(feats),
             "tv": cfg.tv_weight * tv_loss(image) if cfg.tv_weight else image.new_zeros(()),
         }
-        return parts["content"] + parts["style"] + parts["tv"], parts
+        total = parts["content"] + parts["style"] + parts["tv"]
+        return total if self.pixel is None else total + self.pixel(image), parts

@@ -5,8 +5,9 @@ one or more scales (coarse-to-fine, Gatys et al. 2017). At each scale it builds 
 then repeats: evaluate the loss, step the optimiser, clip the image to [0, 1] (as the paper does
 after every step), report an :class:`Iterate` to the callback. It keeps the image with the lowest
 loss seen, so a divergence (NaN), a Ctrl-C or a callback's stop never loses the best result.
-The records it reports live in ``records``, the device helpers in ``device``, the pyramid in
-``pyramid`` and its inputs in ``inputs``; docs/method.md §3 says where it departs from the papers.
+The records it reports live in ``records``, the device helpers in ``device``, the network in
+``network``, the pyramid in ``pyramid`` and its inputs in ``inputs``; docs/method.md §3 says
+where it departs from the papers.
 """
 
 from __future__ import annotations
@@ -23,16 +24,16 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from .config import StyleConfig
-from .device import autocast_dtype, pick_device, tf32_products
+from .device import tf32_products
 from .inputs import RunInputs
 from .layers import layer_index, min_input_size
-from .memory import MemoryPlan, plan
+from .network import NetworkCache, build_network, used_layers
 from .objective import Objective
 from .optim import carried_state, warm_start
 from .pyramid import planned_iterations, resized, scale_sizes
 from .records import Callback, Checkpoint, Iterate, LossRecord, Result, Status
 from .registry import OPTIMIZERS, lookup
-from .vgg import VGG19Features, Weights, load_weights
+from .vgg import VGG19Features, Weights
 
 
 def stylize(
@@ -43,6 +44,7 @@ def stylize(
     weights: Weights | None = None,
     resume: Checkpoint | None = None,
     notify: Callable[[str], None] | None = None,
+    networks: NetworkCache | None = None,
 ) -> Result:
     """Optimise an image to match the content's features and the styles' statistics.
 
@@ -55,6 +57,8 @@ def stylize(
         resume: continue a run from a checkpoint taken by ``Iterate.checkpoint``, at the
             scale and iteration it was taken (the inputs and configuration must be the same).
         notify: receives one-line notices before the run (memory fallback).
+        networks: reuse the network it holds if this run needs the same one, else keep this
+            run's for the next (a video's frames build one between them).
 
     Raises:
         ConfigError: images too small for the layers, a checkpoint whose image does not fit
@@ -64,9 +68,10 @@ def stylize(
     # A resumed run's clock carries on from the checkpoint's.
     start = time.perf_counter() - (resume.seconds if resume is not None else 0.0)
     sizes = _check(inputs, config, resume)
-    device, net, memory = _build(inputs, config, weights, notify)
+    build = networks.get if networks is not None else build_network
+    network = build(inputs, config, weights, notify)
     run = _Run(config, callback, len(sizes), start, resume)
-    image = run.optimise(net, inputs.to(device), sizes)
+    image = run.optimise(network.net, inputs.to(network.device), sizes)
     return Result(
         resized(image, inputs.size),
         run.history,
@@ -74,12 +79,8 @@ def stylize(
         run.best_iteration,
         time.perf_counter() - start,
         planned_iterations(config, len(sizes)),
-        memory,
+        network.memory,
     )
-
-
-def _layers(config: StyleConfig) -> set[str]:
-    return set(config.content_layers) | set(config.style_layers)
 
 
 def _check(
@@ -87,7 +88,7 @@ def _check(
 ) -> list[tuple[int, int]]:
     """The pyramid's sizes, once every image is large enough for the deepest layer and a
     checkpoint to resume from is known to hold an image of its scale's size."""
-    layers = _layers(config)
+    layers = used_layers(config)
     smallest = min_input_size(layers)
     for what, tensor in [("content", inputs.content)] + [("style", s) for s in inputs.styles]:
         if min(tensor.shape[-2:]) < smallest:
@@ -105,31 +106,6 @@ def _check(
                 f"run's {len(sizes)} scale(s) do not have; were the inputs or size changed?"
             )
     return sizes
-
-
-def _build(
-    inputs: RunInputs,
-    config: StyleConfig,
-    weights: Weights | None,
-    notify: Callable[[str], None] | None,
-) -> tuple[torch.device, VGG19Features, MemoryPlan]:
-    """The device, and the network on it in its precision, once the memory plan has decided
-    whether it recomputes activations (or refused a run that cannot fit)."""
-    device = pick_device(config.device)
-    autocast = autocast_dtype(config, device)
-    style_sizes = [(s.shape[-2], s.shape[-1]) for s in inputs.styles]
-    memory = plan(config, inputs.size, style_sizes, device, autocast is not None, notify)
-    net = VGG19Features(
-        weights or load_weights(config.weights),
-        _layers(config),
-        config.pooling,
-        autocast=autocast,
-        recompute=memory.recompute,
-    )
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # sizes are fixed per scale: tune once, reuse
-        net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    return device, net.to(device), memory
 
 
 def initial_image(inputs: RunInputs, config: StyleConfig) -> Tensor:
@@ -227,7 +203,7 @@ class _Run:
         resumed run from the checkpoint's scale on); returns the best image of the last scale
         reached."""
         image = initial_image(inputs, self.config)
-        smallest = min_input_size(_layers(self.config))
+        smallest = min_input_size(used_layers(self.config))
         device = inputs.content.device
         fork = [device] if device.type == "cuda" else []
         first = self.resume.scale if self.resume is not None else 1
