@@ -288,6 +288,8 @@ def damaged(path: Path) -> Path:
         (lambda p: make_clip(p), ["--frames", "4:2"], "need 0 <= A < B"),
         (lambda p: make_clip(p), ["--frames", "6:"], "the video has 6 frames"),
         (lambda p: make_clip(p), ["--fps", "0"], "fps must be above 0"),
+        (lambda p: make_clip(p), ["--dpi", "300"], "--dpi applies to still pictures"),
+        (lambda p: make_clip(p), ["--save-every", "5"], "--save-every applies to still pictures"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_nothing_written(

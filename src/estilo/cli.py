@@ -591,6 +591,11 @@ def stylize_command(args: argparse.Namespace, received: list[int] | None = None)
     return 0
 
 
+#: Settings of a still picture's output and run that a video has no use for: each frame is kept
+#: as a PNG anyway (the resume), one line is printed per frame, and H.264 holds 8 bits.
+STILL_ONLY = ("log_every", "save_every", "checkpoint_every", "bit_depth", "dpi", "print_size")
+
+
 def video_command(args: argparse.Namespace, received: list[int]) -> int:
     """Stylize a video (or the demo clip), one line per frame; Ctrl-C keeps finished frames."""
     from .video import frames_folder, parse_frames, require_video, stylize_video
@@ -600,6 +605,10 @@ def video_command(args: argparse.Namespace, received: list[int]) -> int:
         raise EstiloError("give a video and one or more styles, or --demo alone")
     if not args.demo and len(args.inputs) < 2:
         raise EstiloError("give a video and one or more style images")
+    for name in STILL_ONLY:
+        if hasattr(args, name):  # unset flags are absent (argparse.SUPPRESS)
+            flag = "--" + name.replace("_", "-")
+            raise EstiloError(f"{flag} applies to still pictures, not to estilo video")
     config = config_from_args(args, **(DEMO_SETTINGS if args.demo else {}))
     if args.print_config:
         sys.stdout.write(config.to_toml())
