@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import ipaddress
 import os
 import platform
@@ -20,13 +21,24 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
 from . import __version__, completion
-from .core.config import FIELDS, GROUPS, PRESETS, StyleConfig, resolve
+from .core.config import (
+    FIELDS,
+    GROUPS,
+    PRESETS,
+    TRAIN_FIELDS,
+    TRAINING_FIELDS,
+    StyleConfig,
+    TrainConfig,
+    resolve,
+    resolve_training,
+)
 from .errors import EstiloError, show_notices
+from .files import unused_path
 from .formats import DEFAULT_QUALITY, WRITE_FORMATS
 from .image.samples import DEMO_CONTENT, DEMO_STYLE
 from .web.limits import Limits
@@ -178,19 +190,27 @@ def _add_run_flags(parser: argparse.ArgumentParser, output: str) -> None:
         help="write the loss history (iteration, seconds, loss, content, style, tv)",
     )
     writes.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
-    defaults = StyleConfig()
-    for name, spec in FIELDS.items():
+    _add_field_flags(groups, FIELDS.values(), StyleConfig())
+
+
+def _add_field_flags(
+    groups: dict[str, argparse._ArgumentGroup],
+    fields: Iterable[dataclasses.Field[Any]],
+    defaults: object,
+) -> None:
+    """A flag per configuration field, in its group, with its help and default."""
+    for spec in fields:
         meta = spec.metadata
         kwargs: dict[str, Any] = {
-            "dest": name,
+            "dest": spec.name,
             "default": argparse.SUPPRESS,  # unset flags leave the preset's or file's value
-            "help": meta["help"] + shown_default(getattr(defaults, name)),
+            "help": meta["help"] + shown_default(getattr(defaults, spec.name)),
         }
         if spec.type == "bool":
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
             kwargs["metavar"] = meta["metavar"] or "{" + ",".join(meta["choices"]) + "}"
-        flag = "--" + name.replace("_", "-")
+        flag = "--" + spec.name.replace("_", "-")
         groups[meta["group"]].add_argument(flag, *meta.get("aliases", ()), **kwargs)
 
 
@@ -267,6 +287,87 @@ def _add_experiment(commands: argparse._SubParsersAction[Parser]) -> None:
         ["estilo experiment report runs/my-study"],
     )
     report.add_argument("folder", metavar="DIR", help="the experiment folder")
+
+
+def _add_fast(commands: argparse._SubParsersAction[Parser]) -> None:
+    """Fast mode's commands: train a network, apply it, export it."""
+    train = _command(
+        commands,
+        "train",
+        "train a network that paints photos in a style in one pass (fast mode)",
+        [
+            "estilo train painting.jpg --photos holidays/ -o painting.pt",
+            "estilo train painting.jpg --photos holidays/ -o painting.pt --resume --steps 4000",
+            "estilo train painting.jpg --photos holidays/ -o small.pt --width 16 --crop 192",
+        ],
+        usage="%(prog)s STYLE[:WEIGHT] [STYLE[:WEIGHT] ...] --photos DIR -o MODEL.pt [options]",
+        description="Train Johnson et al.'s image-transformation network on random crops of "
+        "the photos in DIR with estilo's own objective; 'estilo apply' then paints with it.",
+    )
+    train.add_argument(
+        "styles",
+        nargs="+",
+        metavar="STYLE[:WEIGHT]",
+        help="style image(s) (the paintings), each with an optional blend weight",
+    )
+    train.add_argument(
+        "--photos",
+        metavar="DIR",
+        required=True,
+        help="folder of JPEG and PNG photos to train on (subfolders too)",
+    )
+    train.add_argument("-o", "--output", metavar="MODEL.pt", required=True, help="model file")
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="carry on from the checkpoint beside the model file (MODEL.pt.ckpt)",
+    )
+    train.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    groups = {key: train.add_argument_group(title) for key, title in GROUPS.items()}
+    _add_field_flags(groups, (FIELDS[name] for name in TRAINING_FIELDS), StyleConfig())
+    _add_field_flags(groups, TRAIN_FIELDS.values(), TrainConfig())
+
+    apply = _command(
+        commands,
+        "apply",
+        "paint pictures with a trained network (fast mode)",
+        [
+            "estilo apply painting.pt photo.jpg -o photo-painted.png",
+            "estilo apply painting.pt holidays/ -o painted/",
+        ],
+        usage="%(prog)s MODEL.pt IN [IN ...] [-o OUT] [options]",
+    )
+    apply.add_argument("model", metavar="MODEL.pt", help="a model file from 'estilo train'")
+    apply.add_argument("inputs", nargs="+", metavar="IN", help="pictures, or folders of them")
+    apply.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT",
+        help="the picture for one input, or a folder for several (default: IN-MODEL.png in "
+        "the current folder, numbered if that file exists)",
+    )
+    apply.add_argument(
+        "--quality",
+        type=int,
+        metavar="1-100",
+        help=f"JPEG, WebP and AVIF quality (default: {DEFAULT_QUALITY})",
+    )
+    apply.add_argument(
+        "--device",
+        choices=FIELDS["device"].metadata["choices"],
+        default="auto",
+        help="compute device (default: auto)",
+    )
+    apply.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+
+    export = _command(
+        commands,
+        "export",
+        "write a trained network as ONNX (needs estilo[onnx])",
+        ["estilo export painting.pt -o painting.onnx"],
+    )
+    export.add_argument("model", metavar="MODEL.pt", help="a model file from 'estilo train'")
+    export.add_argument("-o", "--output", metavar="MODEL.onnx", required=True, help="ONNX file")
 
 
 def _add_serve(commands: argparse._SubParsersAction[Parser]) -> None:
@@ -401,6 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the outputs kept the photo's colours: measure colour against the photo",
     )
+    _add_fast(commands)
     _add_experiment(commands)
     _add_serve(commands)
     shells = _command(
@@ -434,6 +536,12 @@ def main(argv: list[str] | None = None) -> int:
                 return experiment_command(args)
             if args.command == "serve":
                 return serve_command(args)
+            if args.command == "train":
+                return train_command(args, received)
+            if args.command == "apply":
+                return apply_command(args)
+            if args.command == "export":
+                return export_command(args)
             return stylize_command(args, received)
     except EstiloError as exc:
         print(f"estilo: error: {exc}", file=sys.stderr)
@@ -515,14 +623,75 @@ def stylize_command(args: argparse.Namespace, received: list[int] | None = None)
     return 0
 
 
+def train_command(args: argparse.Namespace, received: list[int]) -> int:
+    """Train a fast-mode network; like a run, Ctrl-C saves the model and the checkpoint."""
+    styles, style_weights = zip(*map(parse_style, args.styles), strict=True)
+    config = resolve(
+        **{name: getattr(args, name) for name in TRAINING_FIELDS if hasattr(args, name)}
+    )
+    training = resolve_training(
+        **{name: getattr(args, name) for name in TRAIN_FIELDS if hasattr(args, name)}
+    )
+    from .fast import train
+
+    output = Path(args.output)
+    result = train(
+        [str(path) for path in styles],
+        args.photos,
+        output,
+        config,
+        training,
+        style_weights=list(style_weights),
+        resume=args.resume,
+        progress=not args.quiet and sys.stderr.isatty(),
+    )
+    if result.status == "diverged":
+        print(
+            f"estilo: warning: the loss became NaN or infinite at step {result.model.steps + 1} "
+            "(try a smaller --train-lr); the model was not saved",
+            file=sys.stderr,
+        )
+        return EXIT_DIVERGED
+    saved = f"model after {result.model.steps} steps saved to {output}"
+    if result.status == "interrupted":
+        code, what = _interrupt_status(received[0] if received else None)
+        print(f"estilo: {what}; {saved} (--resume carries on)", file=sys.stderr)
+        return code
+    if not args.quiet:
+        loss = f", loss {result.history[-1].loss:.4g}" if result.history else ""
+        print(f"done{loss}: {saved}")
+    return 0
+
+
+def apply_command(args: argparse.Namespace) -> int:
+    """Paint pictures with a trained network, one line per saved picture."""
+    from .fast.apply import apply_files
+
+    def done(source: Path, target: Path) -> None:
+        if not args.quiet:
+            print(f"{source} -> {target}", flush=True)
+
+    apply_files(
+        args.model,
+        args.inputs,
+        Path(args.output) if args.output else None,
+        device=args.device,
+        quality=args.quality,
+        done=done,
+    )
+    return 0
+
+
+def export_command(args: argparse.Namespace) -> int:
+    from .fast.apply import export
+
+    print(f"wrote {export(args.model, args.output)}")
+    return 0
+
+
 def unused_name(stem: str) -> Path:
-    """``STEM.png`` in the current folder, or the first of ``STEM-2.png``, ``STEM-3.png``...
-    that does not exist: an output the user did not name never replaces a file."""
-    candidate, number = Path(f"{stem}.png"), 1
-    while candidate.exists() or candidate.is_symlink():
-        number += 1
-        candidate = Path(f"{stem}-{number}.png")
-    return candidate
+    """``STEM.png`` in the current folder, or the first of ``STEM-2.png``... that is free."""
+    return unused_path(Path(), stem)
 
 
 def parse_style(spec: str) -> tuple[Path, float]:

@@ -66,6 +66,16 @@ def read_regular(
     return data
 
 
+def unused_path(folder: Path, stem: str, suffix: str = ".png") -> Path:
+    """``folder/STEM.png``, or the first of ``STEM-2.png``, ``STEM-3.png``... that does not
+    exist: an output the user did not name never replaces a file."""
+    candidate, number = folder / f"{stem}{suffix}", 1
+    while candidate.exists() or candidate.is_symlink():
+        number += 1
+        candidate = folder / f"{stem}-{number}{suffix}"
+    return candidate
+
+
 def atomic_write(
     path: Path,
     write: Callable[[BinaryIO], object],
