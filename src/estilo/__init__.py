@@ -18,6 +18,7 @@ from .errors import ConfigError, EstiloError, ImageError
 
 if TYPE_CHECKING:
     from .core.records import Iterate, LossRecord, Status
+    from .fast import FastModel, apply, export, load_model, train
     from .image.io import load_image, save_image
     from .pipeline import Stylized, stylize
 
@@ -26,6 +27,7 @@ __all__ = [
     "PRESETS",
     "ConfigError",
     "EstiloError",
+    "FastModel",
     "ImageError",
     "Iterate",
     "LossRecord",
@@ -33,10 +35,14 @@ __all__ = [
     "StyleConfig",
     "Stylized",
     "__version__",
+    "apply",
+    "export",
     "load_image",
+    "load_model",
     "resolve",
     "save_image",
     "stylize",
+    "train",
 ]
 
 _LAZY = {
@@ -47,6 +53,12 @@ _LAZY = {
     "save_image": "image.io",
     "Stylized": "pipeline",
     "stylize": "pipeline",
+    # Fast mode: a network trained once per style paints in one pass (estilo.fast).
+    "FastModel": "fast",
+    "apply": "fast",
+    "export": "fast",
+    "load_model": "fast",
+    "train": "fast",
 }
 
 

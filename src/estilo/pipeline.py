@@ -40,7 +40,9 @@ from .core.objective import Objective as Objective
 from .core.pyramid import resized, scale_sizes
 from .core.records import Checkpoint as Checkpoint
 from .core.records import Iterate as Iterate
-from .core.records import LossRecord, Result, Status
+from .core.records import LossRecord as LossRecord
+from .core.records import Result
+from .core.records import Status as Status
 from .core.stylize import stylize as optimise
 from .core.transformer import TransformerNet as TransformerNet
 from .core.transformer import paint_tiled as paint_tiled

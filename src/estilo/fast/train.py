@@ -28,15 +28,17 @@ from ..core.config import (
     resolve,
     resolve_training,
 )
-from ..core.records import Iterate, LossRecord, Status
 from ..errors import ConfigError, ImageError
 from ..files import read_regular
 from ..image import color
 from ..image.io import load_image
 from ..pipeline import (
     ImageSource,
+    Iterate,
+    LossRecord,
     Objective,
     RunInputs,
+    Status,
     TransformerNet,
     VGG19Features,
     autocast_dtype,
@@ -195,7 +197,7 @@ def train(
             "to start afresh"
         )
     styles = [_style_source(s, config, i) for i, s in enumerate(style_list(style))]
-    pictures = load_photos(find_photos(photos), training.crop, config.max_pixels, notify)
+    paths = find_photos(photos)
     device = pick_device(config.device)
     objective = _objective(config, training, [s for _, _, s in styles], style_weights, device)
     named = tuple(
@@ -208,6 +210,7 @@ def train(
     history: list[LossRecord] = []
     if resume:
         history = _resume(ckpt, model, optimizer)
+    pictures = load_photos(paths, training.crop, config.max_pixels, notify)
     model.net.to(device).train()
     for group in optimizer.state.values():  # Adam's moments follow the network's device
         for key, value in group.items():
