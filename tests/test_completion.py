@@ -27,7 +27,12 @@ def stylize_flags() -> set[str]:
 
 
 BASH_CASES = [
-    ("estilo ", {"stylize", "demo", "info", "evaluate", "experiment", "serve", "completion"}),
+    (
+        "estilo ",
+        {"stylize", "demo", "info", "evaluate", "train", "apply", "export", "experiment", "serve"}
+        | {"completion"},
+    ),
+    ("estilo train --wi", {"--width"}),
     ("estilo st", {"stylize"}),
     ("estilo stylize --optim", {"--optimizer", "--optimiser"}),
     ("estilo stylize a.jpg b.jpg --optimiser ", set(OPTIMIZERS)),

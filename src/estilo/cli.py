@@ -32,6 +32,7 @@ from .core.config import (
     PRESETS,
     TRAIN_FIELDS,
     TRAINING_FIELDS,
+    TRAINING_GROUP,
     StyleConfig,
     TrainConfig,
     resolve,
@@ -324,6 +325,7 @@ def _add_fast(commands: argparse._SubParsersAction[Parser]) -> None:
     )
     train.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     groups = {key: train.add_argument_group(title) for key, title in GROUPS.items()}
+    groups["training"] = train.add_argument_group(TRAINING_GROUP)
     _add_field_flags(groups, (FIELDS[name] for name in TRAINING_FIELDS), StyleConfig())
     _add_field_flags(groups, TRAIN_FIELDS.values(), TrainConfig())
 
@@ -665,7 +667,7 @@ def train_command(args: argparse.Namespace, received: list[int]) -> int:
 
 def apply_command(args: argparse.Namespace) -> int:
     """Paint pictures with a trained network, one line per saved picture."""
-    from .fast.apply import apply_files
+    from .fast.painting import apply_files
 
     def done(source: Path, target: Path) -> None:
         if not args.quiet:
@@ -683,7 +685,7 @@ def apply_command(args: argparse.Namespace) -> int:
 
 
 def export_command(args: argparse.Namespace) -> int:
-    from .fast.apply import export
+    from .fast.painting import export
 
     print(f"wrote {export(args.model, args.output)}")
     return 0

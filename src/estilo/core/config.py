@@ -45,8 +45,9 @@ GROUPS = {
     "optimisation": "optimisation: what is minimised, from where, how and for how long",
     "output": "output: what is written and printed",
     "device": "device and memory",
-    "training": "training: the network fast mode learns (estilo train)",
 }
+#: The group of TrainConfig's fields in ``estilo train --help``, after the GROUPS above.
+TRAINING_GROUP = "training: the network fast mode learns (estilo train)"
 
 
 def _opt(default: Any, help: str, group: str, metavar: str = "", **meta: Any) -> Any:
@@ -270,7 +271,10 @@ class TrainConfig:
     )
     train_lr: float = _opt(1e-3, "Adam's learning rate for the network", "training", "RATE")
     checkpoint_every: int = _opt(
-        100, "save a checkpoint every N steps, for --resume (0: never)", "training", "N"
+        100,
+        "save a checkpoint every N steps, for --resume (0: only at the end and on Ctrl-C)",
+        "training",
+        "N",
     )
 
     def to_dict(self) -> dict[str, Any]:

@@ -8,8 +8,8 @@ when fast mode is used.
 
 from __future__ import annotations
 
-from .apply import apply, export
 from .model import FastModel, ModelError, load_model
-from .train import Trained, train
+from .painting import apply, export
+from .training import Trained, train
 
 __all__ = ["FastModel", "ModelError", "Trained", "apply", "export", "load_model", "train"]
