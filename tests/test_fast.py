@@ -242,3 +242,35 @@ def test_readme_documents_every_training_option() -> None:
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     for name in TRAIN_FIELDS:
         assert f"`--{name.replace('_', '-')}" in readme, name
+
+
+def test_the_web_pages_instant_mode_paints_with_a_saved_model(
+    trained: tuple[Path, Trained], tmp_path: Path
+) -> None:
+    from estilo.web.handlers import list_models, paint_instant
+    from estilo.web.limits import Limits
+
+    model, _ = trained
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "starry.pt").write_bytes(model.read_bytes())
+    (models / "notes.txt").write_text("not a model")
+    photo = tmp_path / "photo.png"
+    to_pil(synthetic_content(60, 90)).save(photo)
+    limits = Limits(max_size=45)
+    assert list_models(models) == ["starry.pt"] and list_models(None) == []
+    painted = paint_instant(models, "starry.pt", str(photo), limits)
+    assert painted.size == (45, 30)  # the server's size limit, the photo's aspect
+    for name in ("../model.pt", "notes.txt", ""):  # only what the menu lists is opened
+        with pytest.raises(estilo.ConfigError, match="choose one of the saved models"):
+            paint_instant(models, name, str(photo), limits)
+    with pytest.raises(estilo.ImageError, match="upload a photo"):
+        paint_instant(models, "starry.pt", None, limits)
+
+    pytest.importorskip("gradio")
+    from estilo.web import page
+
+    blocks = page.build(page.JobQueue(page.run_ticket, 1, 1), limits, tmp_path, models)
+    ids = {getattr(block, "elem_id", None) for block in blocks.blocks.values()}
+    assert {"instant-model", "instant-photo", "instant-paint", "start"} <= ids
+    blocks.close()

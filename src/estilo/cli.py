@@ -404,6 +404,11 @@ def _add_serve(commands: argparse._SubParsersAction[Parser]) -> None:
         action="store_true",
         help="allow a non-loopback --host without --auth: anyone who can reach it may use it",
     )
+    serve.add_argument(
+        "--models",
+        metavar="DIR",
+        help="offer the fast-mode model files (estilo train) in DIR as an instant mode",
+    )
     limits = Limits()
     for name, kind, metavar, text in (
         ("max_upload_mb", float, "MB", "largest upload"),
@@ -635,18 +640,29 @@ def train_command(args: argparse.Namespace, received: list[int]) -> int:
         **{name: getattr(args, name) for name in TRAIN_FIELDS if hasattr(args, name)}
     )
     from .fast import train
+    from .progress import Progress
 
     output = Path(args.output)
-    result = train(
-        [str(path) for path in styles],
-        args.photos,
-        output,
-        config,
-        training,
-        style_weights=list(style_weights),
-        resume=args.resume,
-        progress=not args.quiet and sys.stderr.isatty(),
+    # The run's bar and log lines, a step for an iteration: the total is known in advance.
+    progress = Progress(
+        resolve(iterations=training.steps, tolerance=0),
+        bar=not args.quiet and sys.stderr.isatty(),
+        log_every=0 if args.quiet else config.log_every,
+        out=sys.stdout,
     )
+    try:
+        result = train(
+            [str(path) for path in styles],
+            args.photos,
+            output,
+            config,
+            training,
+            style_weights=list(style_weights),
+            resume=args.resume,
+            callback=progress,
+        )
+    finally:
+        progress.close()
     if result.status == "diverged":
         print(
             f"estilo: warning: the loss became NaN or infinite at step {result.model.steps + 1} "
@@ -779,6 +795,9 @@ def serve_command(args: argparse.Namespace) -> int:
         )
     if limits.max_waiting < 0:
         raise EstiloError("--max-waiting must be >= 0")
+    models = Path(args.models) if args.models else None
+    if models is not None and not models.is_dir():
+        raise EstiloError(f"--models {args.models!r} is not a folder")
     check_port(args.host, args.port)
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read when Gradio is first imported
     try:
@@ -786,7 +805,7 @@ def serve_command(args: argparse.Namespace) -> int:
     except ModuleNotFoundError:
         raise EstiloError("the web UI needs Gradio: pip install 'estilo[web]'") from None
     print(f"estilo: serving on http://{args.host}:{args.port} (Ctrl-C stops)", flush=True)
-    serve(args.host, args.port, limits, auth=auth)
+    serve(args.host, args.port, limits, auth=auth, models=models)
     return 0
 
 
