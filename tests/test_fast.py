@@ -270,7 +270,7 @@ def test_the_web_pages_instant_mode_paints_with_a_saved_model(
     pytest.importorskip("gradio")
     from estilo.web import page
 
-    blocks = page.build(page.JobQueue(page.run_ticket, 1, 1), limits, tmp_path, models)
+    blocks = page.build(page.JobQueue(page.run_ticket, 1, 1), Limits(), tmp_path, models)
     ids = {getattr(block, "elem_id", None) for block in blocks.blocks.values()}
     assert {"instant-model", "instant-photo", "instant-paint", "start"} <= ids
     blocks.close()
