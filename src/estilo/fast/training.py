@@ -10,6 +10,7 @@ and every step draws fresh crops and flips from them.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -58,6 +59,10 @@ PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
 PHOTO_SCALE = 1.25
 #: Options the checkpoint may differ in when resumed: where it runs and how long it trains.
 RESUMABLE = {"device", "max_pixels", "steps", "checkpoint_every"}
+#: A LossRecord's fields, in order: how the checkpoint stores the history.
+_RECORD = ("iteration", "seconds", "loss", "content", "style", "tv")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -184,9 +189,7 @@ def train(
         EstiloError: an empty or unreadable folder, bad options, an output that cannot be
             written, a checkpoint that is missing, foreign or made with other options.
     """
-    import logging
-
-    notify = notify or logging.getLogger(__name__).warning
+    notify = notify or log.warning
     config, training = split_options(config, training, overrides)
     output = Path(output)
     _check_output(output)
@@ -268,9 +271,6 @@ def train(
         save(False)
     model.net.eval()
     return Trained(model, history, status)
-
-
-_RECORD = ("iteration", "seconds", "loss", "content", "style", "tv")
 
 
 def _check_output(output: Path) -> None:
