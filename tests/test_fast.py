@@ -4,6 +4,7 @@ picture's size, the ONNX export agrees with torch, and the CLI's bad inputs are 
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -274,3 +275,12 @@ def test_the_web_pages_instant_mode_paints_with_a_saved_model(
     ids = {getattr(block, "elem_id", None) for block in blocks.blocks.values()}
     assert {"instant-model", "instant-photo", "instant-paint", "start"} <= ids
     blocks.close()
+
+
+def test_export_without_onnx_names_the_extra(
+    trained: tuple[Path, Trained], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if it were not installed
+    with pytest.raises(estilo.EstiloError, match=r"pip install 'estilo\[onnx\]'"):
+        estilo.export(trained[0], tmp_path / "model.onnx")
+    assert not (tmp_path / "model.onnx").exists()
