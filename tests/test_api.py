@@ -30,6 +30,7 @@ def test_public_api_is_pinned() -> None:
         "PRESETS",
         "ConfigError",
         "EstiloError",
+        "FastModel",
         "ImageError",
         "Iterate",
         "LossRecord",
@@ -38,11 +39,15 @@ def test_public_api_is_pinned() -> None:
         "StyleConfig",
         "Stylized",
         "__version__",
+        "apply",
+        "export",
         "load_image",
+        "load_model",
         "resolve",
         "save_image",
         "stylize",
         "stylize_video",
+        "train",
     }
     for name in estilo.__all__:
         assert getattr(estilo, name) is not None
@@ -271,6 +276,7 @@ def imports_of(path: Path) -> set[str]:
         ("quality", ("estilo.cli", "estilo.experiments", "estilo.web", "argparse")),
         ("experiments", ("estilo.cli", "estilo.web", "argparse")),
         ("video", ("estilo.cli", "estilo.web", "estilo.experiments", "argparse")),
+        ("fast", ("estilo.cli", "estilo.web", "estilo.experiments", "argparse")),
     ],
 )
 def test_dependencies_point_one_way(layer: str, forbidden: tuple[str, ...]) -> None:
@@ -284,7 +290,7 @@ def test_dependencies_point_one_way(layer: str, forbidden: tuple[str, ...]) -> N
 VOCABULARY = ("estilo.core.config", "estilo.core.registry", "estilo.core.layers")
 
 
-@pytest.mark.parametrize("layer", ["web", "experiments", "quality", "video"])
+@pytest.mark.parametrize("layer", ["web", "experiments", "quality", "video", "fast"])
 def test_front_ends_reach_the_core_through_the_pipeline(layer: str) -> None:
     for path in sorted((SRC / layer).rglob("*.py")):
         for module in imports_of(path):

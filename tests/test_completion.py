@@ -29,8 +29,10 @@ def stylize_flags() -> set[str]:
 BASH_CASES = [
     (
         "estilo ",
-        {"stylize", "demo", "video", "info", "evaluate", "experiment", "serve", "completion"},
+        {"stylize", "demo", "video", "info", "evaluate", "train", "apply", "export"}
+        | {"experiment", "serve", "completion"},
     ),
+    ("estilo train --wi", {"--width"}),
     ("estilo st", {"stylize"}),
     ("estilo stylize --optim", {"--optimizer", "--optimiser"}),
     ("estilo stylize a.jpg b.jpg --optimiser ", set(OPTIMIZERS)),

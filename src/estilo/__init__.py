@@ -18,6 +18,7 @@ from .errors import ConfigError, EstiloError, ImageError
 
 if TYPE_CHECKING:
     from .core.records import Iterate, LossRecord, Status
+    from .fast import FastModel, apply, export, load_model, train
     from .image.io import load_image, save_image
     from .pipeline import Stylized, stylize
     from .video import PaintedFrame, stylize_video
@@ -27,6 +28,7 @@ __all__ = [
     "PRESETS",
     "ConfigError",
     "EstiloError",
+    "FastModel",
     "ImageError",
     "Iterate",
     "LossRecord",
@@ -35,11 +37,15 @@ __all__ = [
     "StyleConfig",
     "Stylized",
     "__version__",
+    "apply",
+    "export",
     "load_image",
+    "load_model",
     "resolve",
     "save_image",
     "stylize",
     "stylize_video",
+    "train",
 ]
 
 _LAZY = {
@@ -52,6 +58,12 @@ _LAZY = {
     "stylize": "pipeline",
     "PaintedFrame": "video",
     "stylize_video": "video",
+    # Fast mode: a network trained once per style paints in one pass (estilo.fast).
+    "FastModel": "fast",
+    "apply": "fast",
+    "export": "fast",
+    "load_model": "fast",
+    "train": "fast",
 }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import ipaddress
 import os
 import platform
@@ -21,13 +22,26 @@ import socket
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
 from . import __version__, completion
-from .core.config import COMMAND_GROUPS, FIELDS, GROUPS, PRESETS, StyleConfig, resolve
+from .core.config import (
+    COMMAND_GROUPS,
+    FIELDS,
+    GROUPS,
+    PRESETS,
+    TRAIN_FIELDS,
+    TRAINING_FIELDS,
+    TRAINING_GROUP,
+    StyleConfig,
+    TrainConfig,
+    resolve,
+    resolve_training,
+)
 from .errors import EstiloError, show_notices
+from .files import numbered, unused_path
 from .formats import DEFAULT_QUALITY, WRITE_FORMATS, checkpoint_path
 from .image.samples import DEMO_CONTENT, DEMO_STYLE
 from .web.limits import Limits
@@ -157,24 +171,27 @@ def _add_config_flags(
     return {key: parser.add_argument_group(GROUPS[key]) for key in COMMAND_GROUPS[command]}
 
 
-def _add_field_flags(groups: dict[str, argparse._ArgumentGroup]) -> None:
-    """A flag for each StyleConfig field whose group is among ``groups``, so ``--help`` reads
-    by topic."""
-    defaults = StyleConfig()
-    for name, spec in FIELDS.items():
+def _add_field_flags(
+    groups: dict[str, argparse._ArgumentGroup],
+    fields: Iterable[dataclasses.Field[Any]] = FIELDS.values(),
+    defaults: object = StyleConfig(),
+) -> None:
+    """A flag for each field (StyleConfig's unless given) whose group is among ``groups``, with
+    its help and default, so ``--help`` reads by topic."""
+    for spec in fields:
         meta = spec.metadata
         if meta["group"] not in groups:
             continue
         kwargs: dict[str, Any] = {
-            "dest": name,
+            "dest": spec.name,
             "default": argparse.SUPPRESS,  # unset flags leave the preset's or file's value
-            "help": meta["help"] + shown_default(getattr(defaults, name)),
+            "help": meta["help"] + shown_default(getattr(defaults, spec.name)),
         }
         if spec.type == "bool":
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
             kwargs["metavar"] = meta["metavar"] or "{" + ",".join(meta["choices"]) + "}"
-        flag = "--" + name.replace("_", "-")
+        flag = "--" + spec.name.replace("_", "-")
         groups[meta["group"]].add_argument(flag, *meta.get("aliases", ()), **kwargs)
 
 
@@ -339,6 +356,88 @@ def _add_experiment(commands: argparse._SubParsersAction[Parser]) -> None:
     report.add_argument("folder", metavar="DIR", help="the experiment folder")
 
 
+def _add_fast(commands: argparse._SubParsersAction[Parser]) -> None:
+    """Fast mode's commands: train a network, apply it, export it."""
+    train = _command(
+        commands,
+        "train",
+        "train a network that paints photos in a style in one pass (fast mode)",
+        [
+            "estilo train painting.jpg --photos holidays/ -o painting.pt",
+            "estilo train painting.jpg --photos holidays/ -o painting.pt --resume --steps 4000",
+            "estilo train painting.jpg --photos holidays/ -o small.pt --width 16 --crop 192",
+        ],
+        usage="%(prog)s STYLE[:WEIGHT] [STYLE[:WEIGHT] ...] --photos DIR -o MODEL.pt [options]",
+        description="Train Johnson et al.'s image-transformation network on random crops of "
+        "the photos in DIR with estilo's own objective; 'estilo apply' then paints with it.",
+    )
+    train.add_argument(
+        "styles",
+        nargs="+",
+        metavar="STYLE[:WEIGHT]",
+        help="style image(s) (the paintings), each with an optional blend weight",
+    )
+    train.add_argument(
+        "--photos",
+        metavar="DIR",
+        required=True,
+        help="folder of JPEG and PNG photos to train on (subfolders too)",
+    )
+    train.add_argument("-o", "--output", metavar="MODEL.pt", required=True, help="model file")
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="carry on from the checkpoint beside the model file (MODEL.pt.ckpt)",
+    )
+    train.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    groups = {key: train.add_argument_group(title) for key, title in GROUPS.items()}
+    groups["training"] = train.add_argument_group(TRAINING_GROUP)
+    _add_field_flags(groups, (FIELDS[name] for name in TRAINING_FIELDS), StyleConfig())
+    _add_field_flags(groups, TRAIN_FIELDS.values(), TrainConfig())
+
+    apply = _command(
+        commands,
+        "apply",
+        "paint pictures with a trained network (fast mode)",
+        [
+            "estilo apply painting.pt photo.jpg -o photo-painted.png",
+            "estilo apply painting.pt holidays/ -o painted/",
+        ],
+        usage="%(prog)s MODEL.pt IN [IN ...] [-o OUT] [options]",
+    )
+    apply.add_argument("model", metavar="MODEL.pt", help="a model file from 'estilo train'")
+    apply.add_argument("inputs", nargs="+", metavar="IN", help="pictures, or folders of them")
+    apply.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT",
+        help="the picture for one input, or a folder for several (default: IN-MODEL.png in "
+        "the current folder, numbered if that file exists)",
+    )
+    apply.add_argument(
+        "--quality",
+        type=int,
+        metavar="1-100",
+        help=f"JPEG, WebP and AVIF quality (default: {DEFAULT_QUALITY})",
+    )
+    apply.add_argument(
+        "--device",
+        choices=FIELDS["device"].metadata["choices"],
+        default="auto",
+        help="compute device (default: auto)",
+    )
+    apply.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+
+    export = _command(
+        commands,
+        "export",
+        "write a trained network as ONNX (needs estilo[onnx])",
+        ["estilo export painting.pt -o painting.onnx"],
+    )
+    export.add_argument("model", metavar="MODEL.pt", help="a model file from 'estilo train'")
+    export.add_argument("-o", "--output", metavar="MODEL.onnx", required=True, help="ONNX file")
+
+
 def _add_serve(commands: argparse._SubParsersAction[Parser]) -> None:
     serve = _command(
         commands,
@@ -370,6 +469,11 @@ def _add_serve(commands: argparse._SubParsersAction[Parser]) -> None:
         "--insecure",
         action="store_true",
         help="allow a non-loopback --host without --auth: anyone who can reach it may use it",
+    )
+    serve.add_argument(
+        "--models",
+        metavar="DIR",
+        help="offer the fast-mode model files (estilo train) in DIR as an instant mode",
     )
     limits = Limits()
     for name, kind, metavar, text in (
@@ -472,6 +576,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the outputs kept the photo's colours: measure colour against the photo",
     )
     _add_video(commands)
+    _add_fast(commands)
     _add_experiment(commands)
     _add_serve(commands)
     shells = _command(
@@ -507,6 +612,12 @@ def main(argv: list[str] | None = None) -> int:
                 return serve_command(args)
             if args.command == "video":
                 return video_command(args, received)
+            if args.command == "train":
+                return train_command(args, received)
+            if args.command == "apply":
+                return apply_command(args)
+            if args.command == "export":
+                return export_command(args)
             return stylize_command(args, received)
     except EstiloError as exc:
         print(f"estilo: error: {exc}", file=sys.stderr)
@@ -664,18 +775,96 @@ def video_command(args: argparse.Namespace, received: list[int]) -> int:
     return 0
 
 
+def train_command(args: argparse.Namespace, received: list[int]) -> int:
+    """Train a fast-mode network; like a run, Ctrl-C saves the model and the checkpoint."""
+    styles, style_weights = zip(*map(parse_style, args.styles), strict=True)
+    config = resolve(
+        **{name: getattr(args, name) for name in TRAINING_FIELDS if hasattr(args, name)}
+    )
+    training = resolve_training(
+        **{name: getattr(args, name) for name in TRAIN_FIELDS if hasattr(args, name)}
+    )
+    from .fast import train
+    from .progress import Progress
+
+    output = Path(args.output)
+    # The run's bar and log lines, a step for an iteration: the total is known in advance.
+    progress = Progress(
+        resolve(iterations=training.steps, tolerance=0),
+        bar=not args.quiet and sys.stderr.isatty(),
+        log_every=0 if args.quiet else config.log_every,
+        out=sys.stdout,
+    )
+    try:
+        result = train(
+            [str(path) for path in styles],
+            args.photos,
+            output,
+            config,
+            training,
+            style_weights=list(style_weights),
+            resume=args.resume,
+            callback=progress,
+        )
+    finally:
+        progress.close()
+    if result.status == "diverged":
+        print(
+            f"estilo: warning: the loss became NaN or infinite at step {result.model.steps + 1} "
+            "(try a smaller --train-lr); the model was not saved",
+            file=sys.stderr,
+        )
+        return EXIT_DIVERGED
+    saved = f"model after {result.model.steps} steps saved to {output}"
+    if result.status == "interrupted":
+        code, what = _interrupt_status(received[0] if received else None)
+        print(f"estilo: {what}; {saved} (--resume carries on)", file=sys.stderr)
+        return code
+    if not args.quiet:
+        loss = f", loss {result.history[-1].loss:.4g}" if result.history else ""
+        print(f"done{loss}: {saved}")
+    return 0
+
+
+def apply_command(args: argparse.Namespace) -> int:
+    """Paint pictures with a trained network, one line per saved picture."""
+    from .fast.painting import apply_files
+
+    def done(source: Path, target: Path) -> None:
+        if not args.quiet:
+            print(f"{source} -> {target}", flush=True)
+
+    apply_files(
+        args.model,
+        args.inputs,
+        Path(args.output) if args.output else None,
+        device=args.device,
+        quality=args.quality,
+        done=done,
+    )
+    return 0
+
+
+def export_command(args: argparse.Namespace) -> int:
+    from .fast.painting import export
+
+    print(f"wrote {export(args.model, args.output)}")
+    return 0
+
+
 def unused_name(stem: str, suffix: str = ".png", resume: bool = False) -> Path:
     """``STEM.png`` (or another ``suffix``) in the current folder, or the first of
-    ``STEM-2.png``, ``STEM-3.png``... that does not exist, nor its checkpoint: an output the
-    user did not name never replaces a file. To ``resume``, the last of them that has a
-    checkpoint (an unfinished run's)."""
-    candidate, number, unfinished = Path(stem + suffix), 1, None
-    while candidate.exists() or candidate.is_symlink() or checkpoint_path(candidate).exists():
-        if checkpoint_path(candidate).exists():
-            unfinished = candidate
-        number += 1
-        candidate = Path(f"{stem}-{number}{suffix}")
-    return unfinished if resume and unfinished is not None else candidate
+    ``STEM-2.png``, ``STEM-3.png``... that neither exists nor has a checkpoint. To ``resume``,
+    the last before it that has a checkpoint (an unfinished run's), if any."""
+    free = unused_path(Path(), stem, suffix, busy=lambda path: checkpoint_path(path).exists())
+    unfinished = None
+    if resume:
+        for candidate in numbered(Path(), stem, suffix):
+            if candidate == free:
+                break
+            if checkpoint_path(candidate).exists():
+                unfinished = candidate
+    return unfinished or free
 
 
 def parse_style(spec: str) -> tuple[Path, float]:
@@ -761,6 +950,9 @@ def serve_command(args: argparse.Namespace) -> int:
         )
     if limits.max_waiting < 0:
         raise EstiloError("--max-waiting must be >= 0")
+    models = Path(args.models) if args.models else None
+    if models is not None and not models.is_dir():
+        raise EstiloError(f"--models {args.models!r} is not a folder")
     check_port(args.host, args.port)
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read when Gradio is first imported
     try:
@@ -768,7 +960,7 @@ def serve_command(args: argparse.Namespace) -> int:
     except ModuleNotFoundError:
         raise EstiloError("the web UI needs Gradio: pip install 'estilo[web]'") from None
     print(f"estilo: serving on http://{args.host}:{args.port} (Ctrl-C stops)", flush=True)
-    serve(args.host, args.port, limits, auth=auth)
+    serve(args.host, args.port, limits, auth=auth, models=models)
     return 0
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import itertools
 import os
 import stat
 import tempfile
@@ -64,6 +65,25 @@ def read_regular(
     if len(data) > limit:  # it grew after the check
         raise error(f"{label} is over the limit of {limit:,} bytes")
     return data
+
+
+def numbered(folder: Path, stem: str, suffix: str = ".png") -> Iterator[Path]:
+    """``folder/STEM.png``, then ``STEM-2.png``, ``STEM-3.png``...: the names estilo gives an
+    output the user did not name."""
+    yield folder / f"{stem}{suffix}"
+    for number in itertools.count(2):
+        yield folder / f"{stem}-{number}{suffix}"
+
+
+def unused_path(
+    folder: Path, stem: str, suffix: str = ".png", busy: Callable[[Path], bool] | None = None
+) -> Path:
+    """The first of :func:`numbered` that does not exist (nor is ``busy``, e.g. an unfinished
+    run's): an output the user did not name never replaces a file."""
+    for candidate in numbered(folder, stem, suffix):
+        if not (candidate.exists() or candidate.is_symlink() or (busy and busy(candidate))):
+            return candidate
+    raise AssertionError("unreachable: numbered() is endless")
 
 
 def atomic_write(

@@ -29,19 +29,27 @@ from torch import Tensor
 
 from .core.config import INIT_MODES, StyleConfig, fit_print, print_pixels, resolve
 
-# Re-exported (``as``): the front ends, web, experiments and video, reach the core through this
-# module.
+# Re-exported (``as``): the front ends, web, experiments, video and fast mode, reach the core
+# through this module.
+from .core.device import autocast_dtype as autocast_dtype
 from .core.device import pick_device as pick_device
 from .core.inputs import PixelTerm as PixelTerm
-from .core.inputs import RunInputs
+from .core.inputs import RunInputs as RunInputs
+from .core.layers import min_input_size as min_input_size
 from .core.memory import peak_resident as peak_resident
 from .core.network import NetworkCache as NetworkCache
+from .core.objective import Objective as Objective
 from .core.pyramid import planned_iterations, resized, scale_sizes
 from .core.records import Checkpoint as Checkpoint
 from .core.records import Iterate as Iterate
-from .core.records import LossRecord, Result, Status
+from .core.records import LossRecord as LossRecord
+from .core.records import Result
+from .core.records import Status as Status
 from .core.stylize import stylize as optimise
-from .core.vgg import VGG19Features, Weights, file_sha256, load_weights
+from .core.transformer import TransformerNet as TransformerNet
+from .core.transformer import paint_tiled as paint_tiled
+from .core.vgg import VGG19Features as VGG19Features
+from .core.vgg import Weights, file_sha256, load_weights
 from .errors import CheckpointError, EstiloError, ImageError
 from .files import atomic_write, open_regular
 from .formats import check_print, check_quality, checkpoint_path

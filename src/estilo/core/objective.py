@@ -137,15 +137,13 @@ class Objective:
         self.style_weights, self.masks = inputs.style_weights, inputs.masks
         content_info = lookup(CONTENT_LOSSES, config.content_loss, "content loss")
         self.content_weight = config.content_weight * content_info.weight
+        self.content_term = content_info.load()
         with torch.no_grad():
-            self.content = content_info.load()(
-                {
-                    name: feats
-                    for name, feats in net(inputs.content).items()
-                    if name in config.content_layers
-                }
-            )
+            self.content = self.content_term(self.content_features(net(inputs.content)))
             self.style_targets = [self.style_target(style) for style in inputs.styles]
+
+    def content_features(self, feats: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {name: feats[name] for name in self.config.content_layers}
 
     def style_fields(self, feats: dict[str, Tensor]) -> list[Tensor]:
         """What the style statistic summarises, (1, C, H, W) each, one per ``field_weights``:
@@ -183,14 +181,39 @@ class Objective:
                 terms.append(field_weight * style_weight * distance)
         return torch.stack(terms).sum()
 
+    def batch(self, images: Tensor, photos: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """The same objective averaged over a batch (B, 3, H, W) of outputs, each held to its
+        own photo and all to the fixed style targets: the perceptual loss that trains a
+        feed-forward network (Johnson et al. 2016). Each image gets its own content term and
+        style statistics, as one optimised picture would."""
+        feats = self.net(images)
+        with torch.no_grad():
+            targets = self.content_features(self.net(photos))
+        contents, styles = [], []
+        for i in range(images.shape[0]):
+            one = {name: f[i : i + 1] for name, f in feats.items()}
+            term = self.content_term({name: t[i : i + 1] for name, t in targets.items()})
+            contents.append(term(one))
+            styles.append(self.style_loss(one))
+        return self._total(
+            self.content_weight * torch.stack(contents).mean(),
+            self.style_weight * torch.stack(styles).mean(),
+            images,
+        )
+
+    def _total(
+        self, content: Tensor, style: Tensor, image: Tensor
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        tv_weight = self.config.tv_weight
+        tv = tv_weight * tv_loss(image) if tv_weight else image.new_zeros(())
+        return content + style + tv, {"content": content, "style": style, "tv": tv}
+
     def __call__(self, image: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """Total loss and its weighted parts ``content``, ``style``, ``tv``."""
-        cfg = self.config
         feats = self.net(image)
-        parts = {
-            "content": self.content_weight * self.content(feats),
-            "style": self.style_weight * self.style_loss(feats),
-            "tv": cfg.tv_weight * tv_loss(image) if cfg.tv_weight else image.new_zeros(()),
-        }
-        total = parts["content"] + parts["style"] + parts["tv"]
-        return total if self.pixel is None else total + self.pixel(image), parts
+        total, parts = self._total(
+            self.content_weight * self.content(feats),
+            self.style_weight * self.style_loss(feats),
+            image,
+        )
+        return (total if self.pixel is None else total + self.pixel(image)), parts

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from ..errors import EstiloError
@@ -18,6 +19,7 @@ def serve(
     *,
     block: bool = True,
     auth: tuple[str, str] | None = None,
+    models: Path | None = None,
 ) -> Any:
     """Serve the page (see ``page.serve``); a clear error when Gradio is not installed."""
     # Set before Gradio is first imported: it reads this at import time.
@@ -28,4 +30,4 @@ def serve(
         if exc.name and exc.name.split(".")[0] == "gradio":
             raise EstiloError("the web UI needs Gradio: pip install 'estilo[web]'") from None
         raise
-    return page.serve(host, port, limits, block=block, auth=auth)
+    return page.serve(host, port, limits, block=block, auth=auth, models=models)

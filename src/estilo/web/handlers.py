@@ -26,7 +26,16 @@ from ..errors import CheckpointError, ConfigError, EstiloError, ImageError
 from ..files import atomic_write
 from ..formats import CHECKPOINT_SUFFIX
 from ..image.io import load_image, save_image, to_pil
-from ..pipeline import Checkpoint, Iterate, load_checkpoint, run_identity, save_checkpoint, stylize
+from ..pipeline import (
+    Checkpoint,
+    Iterate,
+    load_checkpoint,
+    resize,
+    run_identity,
+    save_checkpoint,
+    stylize,
+    working_size,
+)
 from .jobs import Busy, JobQueue, Snapshot, Ticket
 from .limits import Limits
 
@@ -381,3 +390,42 @@ def preset_values(preset: str) -> list[Any]:
     """The option values a preset sets, in ``OPTIONS`` order (for the preset menu)."""
     config = resolve(preset)
     return [getattr(config, name) for name in OPTIONS]
+
+
+#: Model files the instant mode lists at most: a folder of thousands is no menu.
+MAX_MODELS = 50
+
+
+def list_models(folder: Path | None) -> list[str]:
+    """The fast-mode model files (``*.pt``) directly in ``folder``, by name, at most
+    MAX_MODELS; none without a folder (``estilo serve --models DIR``)."""
+    if folder is None or not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.glob("*.pt") if p.is_file())[:MAX_MODELS]
+
+
+def paint_instant(folder: Path | None, name: str, photo: Any, limits: Limits) -> Any:
+    """The instant mode: paint an uploaded photo with a saved model, its longest side at most
+    ``limits.max_size``; a PIL image.
+
+    Raises:
+        EstiloError: no such model (only names the folder lists are opened), no photo, a
+            broken or oversized photo, a model file that does not load.
+    """
+    from ..fast import load_model
+
+    if folder is None or not name or name not in list_models(folder):
+        raise ConfigError("choose one of the saved models")
+    paths = _paths(photo)
+    if not paths:
+        raise ImageError("upload a photo")
+    config = resolve(size=limits.max_size)
+    loaded = load_image(
+        paths[0], limits.max_pixels, "photo", shown=repr(paths[0].name), max_side=config.size
+    )
+    height, width = loaded.rgb.shape[-2:]
+    size = working_size(height, width, config) if max(height, width) > config.size else None
+    rgb = loaded.rgb if size is None else resize(loaded.rgb, size)
+    alpha = loaded.alpha if size is None or loaded.alpha is None else resize(loaded.alpha, size)
+    model = load_model(folder / name)
+    return to_pil(model(rgb[None])[0], alpha)

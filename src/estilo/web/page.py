@@ -20,8 +20,18 @@ from typing import Any
 import gradio as gr
 
 from ..core.config import FIELDS, PRESETS, resolve
+from ..errors import EstiloError
 from ..image.samples import DEMO_CONTENT, DEMO_STYLE, SAMPLES
-from .handlers import OPTIONS, forget_session, loss_curve, preset_values, run_ticket, start
+from .handlers import (
+    OPTIONS,
+    forget_session,
+    list_models,
+    loss_curve,
+    paint_instant,
+    preset_values,
+    run_ticket,
+    start,
+)
 from .jobs import JobQueue
 from .limits import Limits
 
@@ -30,8 +40,9 @@ log = logging.getLogger(__name__)
 SHUTDOWN_SECONDS = 60.0
 
 
-def build(queue: JobQueue, limits: Limits, workdir: Path) -> gr.Blocks:
-    """Lay out the page and connect it to the handlers."""
+def build(queue: JobQueue, limits: Limits, workdir: Path, models: Path | None = None) -> gr.Blocks:
+    """Lay out the page and connect it to the handlers; with ``models``, a folder of
+    fast-mode model files, an instant mode below paints with them."""
     defaults = resolve()
 
     def widget(name: str) -> Any:
@@ -87,6 +98,9 @@ def build(queue: JobQueue, limits: Limits, workdir: Path) -> gr.Blocks:
                 # The run's secret, held by this page only: Cancel sends it back.
                 token = gr.Textbox(visible=False, elem_id="token")
 
+        if models is not None:
+            _instant(models, limits)
+
         # Gradio passes a dict when the inputs are a set, and injects the request by its type.
         def on_start(data: dict[Any, Any], request: gr.Request) -> Iterator[Any]:
             yield from start(
@@ -123,6 +137,30 @@ def build(queue: JobQueue, limits: Limits, workdir: Path) -> gr.Blocks:
     return page
 
 
+def _instant(models: Path, limits: Limits) -> None:
+    """The instant mode's controls: a saved model, a photo, the picture in one pass."""
+    gr.Markdown(
+        "## Instant: a trained network\nA network trained for one style (`estilo train`) "
+        "paints the photo in one pass, in seconds."
+    )
+    with gr.Row():
+        with gr.Column():
+            choice = gr.Dropdown(list_models(models), label="Model", elem_id="instant-model")
+            photo = gr.File(label="Photo", file_types=["image"], elem_id="instant-photo")
+            paint = gr.Button("Paint", variant="primary", elem_id="instant-paint")
+        with gr.Column():
+            message = gr.Markdown("", elem_id="instant-status")
+            painted = gr.Image(label="Painted", interactive=False, type="pil", elem_id="painted")
+
+    def on_paint(name: str, upload: Any) -> tuple[str, Any]:
+        try:
+            return "", paint_instant(models, name, upload, limits)
+        except EstiloError as exc:
+            return f"**{exc}**", None
+
+    paint.click(on_paint, [choice, photo], [message, painted], concurrency_limit=1)
+
+
 def theme() -> gr.themes.Base:
     """Gradio's default theme with local fonts: the stock one fetches Google Fonts."""
     default: gr.themes.Base = gr.themes.Default(
@@ -147,6 +185,7 @@ def serve(
     *,
     block: bool = True,
     auth: tuple[str, str] | None = None,
+    models: Path | None = None,
 ) -> tuple[gr.Blocks, JobQueue]:
     """Start the server; with ``block`` serve until Ctrl-C (or SIGTERM), then shut down and
     delete every file the server made."""
@@ -155,7 +194,7 @@ def serve(
     # disk budget, aged out by delete_cache and removed at exit.
     os.environ.setdefault("GRADIO_TEMP_DIR", str(workdir / "gradio"))
     queue = JobQueue(run_ticket, limits.max_waiting, limits.max_per_client)
-    page = build(queue, limits, workdir)
+    page = build(queue, limits, workdir, models)
     page.queue(default_concurrency_limit=None)
     page.launch(
         auth=auth,
