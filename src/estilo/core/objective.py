@@ -137,14 +137,13 @@ class Objective:
         content_info = lookup(CONTENT_LOSSES, config.content_loss, "content loss")
         self.content_weight = config.content_weight * content_info.weight
         with torch.no_grad():
-            self.content = content_info.load()(
-                {
-                    name: feats
-                    for name, feats in net(inputs.content).items()
-                    if name in config.content_layers
-                }
-            )
+            self.content = content_info.load()(self.content_features(inputs.content))
             self.style_targets = [self.style_target(style) for style in inputs.styles]
+
+    def content_features(self, content: Tensor) -> dict[str, Tensor]:
+        """The content layers' feature maps of the content image, (1, C, H', W') each."""
+        layers = self.config.content_layers
+        return {name: feats for name, feats in self.net(content).items() if name in layers}
 
     def style_fields(self, feats: dict[str, Tensor]) -> list[Tensor]:
         """What the style statistic summarises, (1, C, H, W) each, one per ``field_weights``:
@@ -192,3 +191,9 @@ class Objective:
             "tv": cfg.tv_weight * tv_loss(image) if cfg.tv_weight else image.new_zeros(()),
         }
         return parts["content"] + parts["style"] + parts["tv"], parts
+
+    def gradient(self, param: Tensor, scale: float) -> tuple[Tensor, dict[str, Tensor]]:
+        """Loss and parts at the image ``param / scale``, its gradient left in ``param.grad``."""
+        loss, parts = self(param / scale)
+        loss.backward()  # type: ignore[no-untyped-call]
+        return loss, parts
