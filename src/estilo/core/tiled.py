@@ -270,8 +270,10 @@ class TiledObjective(Objective):
 
     def gradient(self, param: Tensor, scale: float) -> tuple[Tensor, dict[str, Tensor]]:
         """As :meth:`Objective.gradient`, the gradient summed over the tiles."""
-        loss, parts, gradient = self._sweep(param.detach() / scale, backward=True)
-        param.grad = gradient / scale
+        # In place where it can be: at print sizes every image-sized copy is a gigabyte.
+        image = param.detach() if scale == 1 else param.detach() / scale
+        loss, parts, gradient = self._sweep(image, backward=True)
+        param.grad = gradient.div_(scale)
         return loss, parts
 
 
