@@ -264,7 +264,8 @@ def _tile(
 ) -> int | None:
     """The tile size: the one asked for, or under ``auto`` when the whole image does not fit,
     the largest of TILE_SIZES that fits (the smallest when none does: the plan then refuses).
-    None: whole images (a tile as large as the image is no tile)."""
+    None: whole images (a tile as large as the image is no tile, and an image smaller than
+    every tile is refused whole)."""
     if config.tile == "off":
         return None
     if config.tile != "auto":
@@ -272,8 +273,8 @@ def _tile(
     free = untiled.free
     if free is None or untiled.estimate <= free:
         return None
-    candidates = [t for t in TILE_SIZES if t < max(size)] or [TILE_SIZES[-1]]
+    candidates = [t for t in TILE_SIZES if t < max(size)]
     for tile in candidates:
         if tiled(tile) <= free:
             return tile
-    return candidates[-1]
+    return candidates[-1] if candidates else None

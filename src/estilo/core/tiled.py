@@ -118,7 +118,8 @@ class TiledObjective(Objective):
             ]
         sums: list[tuple[Tensor, Tensor, int]] = []
         for flats in fields:  # one tile at a time: only the sums are kept
-            shares = [(f.double().sum(1), f.double() @ f.double().T, f.shape[1]) for f in flats]
+            doubles = [flat.double() for flat in flats]
+            shares = [(d.sum(1), d @ d.T, d.shape[1]) for d in doubles]
             sums = (
                 shares
                 if not sums
