@@ -7,6 +7,10 @@ resident set (``estilo.core.memory.peak_resident``) and, on CUDA, the peak alloc
 
     python benchmarks/memory.py --sizes 256 512 1024 2048
     python benchmarks/memory.py --sizes 512 1024 --optimizer adam --recompute on
+    python benchmarks/memory.py --sizes 2048 4096 8192 --optimizer adam --tile 512
+
+With ``--tile`` the run is tiled (issue 14): for a fixed tile the peak should stay flat but for
+the image-sized buffers, and the seconds per iteration grow with the pixels.
 """
 
 from __future__ import annotations
@@ -23,12 +27,12 @@ from estilo.core.inputs import RunInputs
 from estilo.core.memory import peak_resident
 from estilo.core.stylize import stylize
 from estilo.pipeline import cached_weights
-size, iterations, optimizer, recompute = int(sys.argv[1]), int(sys.argv[2]), *sys.argv[3:5]
+size, iterations, optimizer, recompute, tile = int(sys.argv[1]), int(sys.argv[2]), *sys.argv[3:6]
 weights = cached_weights("")
 g = torch.Generator().manual_seed(0)
 image, style = (torch.rand(1, 3, size, size, generator=g) for _ in range(2))
 config = resolve(size=size, iterations=iterations, scales=1, optimizer=optimizer,
-                 recompute=recompute, log_every=0)
+                 recompute=recompute, tile=tile, log_every=0, tolerance=0)
 resident = int(open("/proc/self/statm").read().split()[1]) * 4096
 result = stylize(RunInputs.make(image, style), config, weights=weights)
 cuda = torch.cuda.is_available()
@@ -37,6 +41,7 @@ print(json.dumps({
     "gpu_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
     "estimate_mib": (result.memory.estimate + (0 if cuda else resident)) / 2**20,
     "recompute": result.memory.recompute,
+    "tile": result.memory.tile,
     "seconds_per_iteration": result.seconds / iterations}))
 """
 
@@ -47,12 +52,13 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--optimizer", default="lbfgs")
     parser.add_argument("--recompute", default="auto", choices=["auto", "on", "off"])
+    parser.add_argument("--tile", default="auto", help="auto, off or a tile size in pixels")
     args = parser.parse_args()
     print(
         "| size (square) | estimate MiB | peak RSS MiB | peak GPU MiB | estimate/peak "
-        "| recompute | s/iteration (incl. set-up) |"
+        "| recompute | tile | s/iteration (incl. set-up) |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for size in args.sizes:
         done = subprocess.run(
             [
@@ -63,20 +69,21 @@ def main() -> None:
                 str(args.iterations),
                 args.optimizer,
                 args.recompute,
+                args.tile,
             ],
             capture_output=True,
             text=True,
         )
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
-            print(f"| {size} | failed: {last[:80]} | | | | | |")
+            print(f"| {size} | failed: {last[:80]} | | | | | | |")
             continue
         row = json.loads(done.stdout.strip().splitlines()[-1])
         peak = row["gpu_mib"] if row["gpu_mib"] is not None else row["rss_mib"]
         gpu = "" if row["gpu_mib"] is None else f"{row['gpu_mib']:.0f}"
         print(
             f"| {size} | {row['estimate_mib']:.0f} | {row['rss_mib']:.0f} | {gpu} "
-            f"| {row['estimate_mib'] / peak:.2f} | {row['recompute']} "
+            f"| {row['estimate_mib'] / peak:.2f} | {row['recompute']} | {row['tile'] or 'off'} "
             f"| {row['seconds_per_iteration']:.2f} |",
             flush=True,
         )

@@ -224,6 +224,14 @@ class StyleConfig:
         "device",
         choices=RECOMPUTE_MODES,
     )
+    tile: str = _opt(
+        "auto",
+        "optimise the finest scales in overlapping tiles of this many pixels a side, one tile "
+        "at a time, so memory stops growing with the image (auto: only when the run would not "
+        "fit; off: never)",
+        "device",
+        "auto|off|PX",
+    )
     adam_beta1: float = _opt(0.9, "Adam's beta_1", "optimisation", "BETA")
     adam_beta2: float = _opt(0.999, "Adam's beta_2", "optimisation", "BETA")
     adam_eps: float = _opt(1e-7, "Adam's epsilon", "optimisation", "EPS")
@@ -587,6 +595,10 @@ def _check(config: StyleConfig) -> StyleConfig:
     require(
         1 <= config.refine_iterations <= MAX_ITERATIONS,
         f"refine_iterations must be between 1 and {MAX_ITERATIONS}",
+    )
+    require(
+        config.tile in ("auto", "off") or (config.tile.isdigit() and int(config.tile) >= 32),
+        "tile must be auto, off or a number of pixels >= 32",
     )
     require(0 <= config.ema < 1, "ema must be in [0, 1)")
     require(0 <= config.tolerance < 1, "tolerance must be in [0, 1)")

@@ -91,6 +91,10 @@ class StyleStatistic:
     one grid and stacked per position (hypercolumns; the objective builds them). ``views``: the
     images the style's target is computed from, their positions pooled (e.g. rotated copies).
     ``prepare``: how the style's features become the target, when not as ``represent`` does.
+    ``moments``: for a statistic that is a function of sums over positions, that function of
+    the weighted first and second moments Σ w_k f_k (C,) and Σ w_k f_k f_kᵀ (C, C); it lets a
+    tiled run (``core/tiled.py``) add the sums up tile by tile and match the whole image's
+    statistic. None: not a sum over positions.
     """
 
     represent: Callable[[Tensor, Tensor | None], Stat]
@@ -98,6 +102,7 @@ class StyleStatistic:
     joint: bool = False
     views: Callable[[Tensor], list[Tensor]] = itself
     prepare: Callable[[Tensor], Stat] | None = None
+    moments: Callable[[Tensor, Tensor], Stat] | None = None
 
     def target(self, features: Tensor) -> Stat:
         """The style's side of ``distance``, from its features (C, M)."""
@@ -144,6 +149,28 @@ def positions(features: Tensor, weights: Tensor | None = None, limit: int = 0) -
     if limit and features.shape[1] > limit:
         features = features[:, torch.randperm(features.shape[1], device=features.device)[:limit]]
     return features
+
+
+def moments_gram(mean: Tensor, second: Tensor) -> Tensor:
+    return second
+
+
+def moments_mean(mean: Tensor, second: Tensor) -> Tensor:
+    return mean
+
+
+def moments_gram_and_mean(mean: Tensor, second: Tensor) -> tuple[Tensor, Tensor]:
+    return second, mean
+
+
+def moments_mean_and_std(mean: Tensor, second: Tensor) -> tuple[Tensor, Tensor]:
+    """Var = E[f²] − E[f]²: a cancellation that the tiled run's float64 sums keep exact enough."""
+    variance = (second.diagonal() - mean.pow(2)).clamp_min(0)
+    return mean, (variance + 1e-8).sqrt()
+
+
+def moments_mean_and_covariance(mean: Tensor, second: Tensor) -> tuple[Tensor, Tensor]:
+    return mean, second - torch.outer(mean, mean)
 
 
 def gram_distance(stat: Tensor, target: Tensor) -> Tensor:
@@ -332,12 +359,14 @@ def nnst_distance(stat: tuple[Tensor, Tensor | None], target: tuple[Tensor, Tens
 
 
 # The registry's entries (core/registry.py holds their names, sources and weights).
-gram_loss = StyleStatistic(weighted_gram, gram_distance)
-mmd_linear_loss = StyleStatistic(weighted_mean, mmd_linear_distance)
-mmd_poly_loss = StyleStatistic(mmd_poly_represent, mmd_poly_distance)
+gram_loss = StyleStatistic(weighted_gram, gram_distance, moments=moments_gram)
+mmd_linear_loss = StyleStatistic(weighted_mean, mmd_linear_distance, moments=moments_mean)
+mmd_poly_loss = StyleStatistic(mmd_poly_represent, mmd_poly_distance, moments=moments_gram_and_mean)
 mmd_gaussian_loss = StyleStatistic(mmd_gaussian_represent, mmd_gaussian_distance)
-meanstd_loss = StyleStatistic(mean_and_std, meanstd_distance)
-wasserstein_loss = StyleStatistic(mean_and_covariance, wasserstein_distance)
+meanstd_loss = StyleStatistic(mean_and_std, meanstd_distance, moments=moments_mean_and_std)
+wasserstein_loss = StyleStatistic(
+    mean_and_covariance, wasserstein_distance, moments=moments_mean_and_covariance
+)
 sliced_wasserstein_loss = StyleStatistic(positions, sliced_wasserstein_distance)
 nnst_loss = StyleStatistic(
     nnst_represent, nnst_distance, joint=True, views=rotations, prepare=nnst_bank

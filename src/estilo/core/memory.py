@@ -26,27 +26,35 @@ import torch
 from ..errors import ConfigError
 from .config import StyleConfig
 from .layers import LAYER_NAMES, layer_channels, layer_index, min_input_size
-from .registry import OPTIMIZERS
+from .registry import OPTIMIZERS, STYLE_LOSSES
+from .tiles import tile_margin
 
 GIB = 2**30
 #: Measured peak over the counted bytes (benchmarks/memory.py, CPU, 512-2048 px).
 OVERHEAD = 1.15
 #: What a first pass allocates whatever the size: autograd's engine, convolution workspaces.
 RUNTIME = 100 * 2**20
+#: The tile sizes ``tile = auto`` tries, largest first: bigger tiles waste less on margins.
+TILE_SIZES = (2048, 1024, 512, 256)
 
 
 @dataclass(frozen=True)
 class MemoryPlan:
     """Estimated peak bytes with stored and with recomputed activations, the bytes free (None
-    where unknown) and whether the run recomputes."""
+    where unknown), whether the run recomputes, and the tile size of a tiled run (None: whole
+    images) with its estimated peak."""
 
     stored: int
     recomputed: int
     free: int | None
     recompute: bool
+    tile: int | None = None
+    tiled: int = 0
 
     @property
     def estimate(self) -> int:
+        if self.tile is not None:
+            return self.tiled
         return self.recomputed if self.recompute else self.stored
 
 
@@ -94,20 +102,33 @@ def estimate(
     *,
     autocast: bool,
     recompute: bool,
+    tile: int | None = None,
 ) -> int:
-    """Peak bytes of a run at ``size`` (H, W) on top of what the process already holds."""
+    """Peak bytes of a run at ``size`` (H, W) on top of what the process already holds; with
+    ``tile``, of a run in tiles of that many pixels (``core/tiled.py``): activations for one
+    tile's window, the image-sized buffers for the whole image."""
     layers = frozenset(config.content_layers) | frozenset(config.style_layers)
     element = 2 if autocast else 4
-    saved, largest = _feature_bytes(size, config, element, recompute)
+    window, styles, extra = size, list(style_sizes), 0
+    if tile is not None:
+        margin, _ = tile_margin(layers)
+        side = tile + 2 * margin
+        window = (min(size[0], side), min(size[1], side))
+        # The image the sweep reads, a copy unless the optimiser sees pixels on [0, 1] (the
+        # gradient it adds the tiles' into becomes the parameter's, already counted).
+        extra = 0 if OPTIMIZERS[config.optimizer].pixel_scale == 1 else 1
+        if STYLE_LOSSES[config.style_loss].load().moments is not None:
+            styles = [(min(h, side), min(w, side)) for h, w in style_sizes]  # tiled, summed
+    saved, largest = _feature_bytes(window, config, element, recompute)
     pixels = 3 * size[0] * size[1] * 4
     # The optimiser's buffers, and the best, previous and averaged images the loop keeps.
-    images = (OPTIMIZERS[config.optimizer].buffers + 3) * pixels
+    images = (OPTIMIZERS[config.optimizer].buffers + 3 + extra) * pixels
     # A content target is 1/stride² the image's positions; stride = min_input_size of its layer.
     targets = sum(
         layer_channels(n) * size[0] * size[1] * 4 // min_input_size([n]) ** 2
         for n in config.content_layers
     )
-    style_pass = max(2 * _feature_bytes(s, config, element, False)[1] for s in style_sizes)
+    style_pass = max(2 * _feature_bytes(s, config, element, False)[1] for s in styles)
     weights = _weight_bytes(layers) * (3 if autocast else 2) // 2
     during_backward = saved + 2 * largest + images
     return round(OVERHEAD * (RUNTIME + weights + targets + max(style_pass, during_backward)))
@@ -184,10 +205,11 @@ def plan(
     autocast: bool,
     notify: Callable[[str], None] | None = None,
 ) -> MemoryPlan:
-    """Decide whether to recompute activations; refuse a run that cannot fit.
+    """Decide whether to recompute activations and whether to work in tiles; refuse a run that
+    cannot fit. ``tile = auto`` tiles only when neither stored nor recomputed activations fit.
 
     Raises:
-        ConfigError: neither way fits in the free memory; names both numbers and a size that
+        ConfigError: no way fits in the free memory; names both numbers and a size that
             would fit.
     """
     stored = estimate(config, size, style_sizes, autocast=autocast, recompute=False)
@@ -198,17 +220,61 @@ def plan(
     else:
         recompute = free is not None and stored > free
     result = MemoryPlan(stored, recomputed, free, recompute)
+    # In tiles the tile is chosen to fit without recomputing.
+    tiled_recompute = config.recompute == "on"
+
+    def tiled(tile: int) -> int:
+        return estimate(
+            config, size, style_sizes, autocast=autocast, recompute=tiled_recompute, tile=tile
+        )
+
+    tile = _tile(config, size, result, tiled)
+    if tile is not None:
+        recompute = tiled_recompute
+        result = MemoryPlan(stored, recomputed, free, recompute, tile, tiled(tile))
     if free is not None and result.estimate > free:
         fits = int(config.size * math.sqrt(free / result.estimate) * 0.95)
+        where = "" if tile is None else f" in tiles of {tile} px"
         raise ConfigError(
-            f"this run needs about {result.estimate / GIB:.1f} GiB but {free / GIB:.1f} GiB is "
-            f"free on {device.type}; try size = {max(16, fits // 16 * 16)}"
-            + ("" if recompute else " or recompute = on")
+            f"this run needs about {result.estimate / GIB:.1f} GiB{where} but "
+            f"{free / GIB:.1f} GiB is free on {device.type}; try size = {max(16, fits // 16 * 16)}"
+            + ("" if recompute or tile is not None else " or recompute = on")
         )
-    if notify is not None and free is not None and recompute and config.recompute == "auto":
+    if notify is not None and tile is not None:
+        notify(
+            f"memory: tiles of {tile} px for every scale larger than that, about "
+            f"{result.tiled / GIB:.1f} GiB at the peak (whole images: {stored / GIB:.1f} GiB"
+            + ("" if free is None else f", {free / GIB:.1f} GiB free on {device.type}")
+            + ")"
+        )
+    elif notify is not None and free is not None and recompute and config.recompute == "auto":
         notify(
             f"memory: about {stored / GIB:.1f} GiB needed, {free / GIB:.1f} GiB free "
             f"on {device.type}; recomputing activations instead "
             f"(about {recomputed / GIB:.1f} GiB, slower)"
         )
     return result
+
+
+def _tile(
+    config: StyleConfig,
+    size: tuple[int, int],
+    untiled: MemoryPlan,
+    tiled: Callable[[int], int],
+) -> int | None:
+    """The tile size: the one asked for, or under ``auto`` when the whole image does not fit,
+    the largest of TILE_SIZES that fits (the smallest when none does: the plan then refuses).
+    None: whole images (a tile as large as the image is no tile, and an image smaller than
+    every tile is refused whole)."""
+    if config.tile == "off":
+        return None
+    if config.tile != "auto":
+        return int(config.tile) if int(config.tile) < max(size) else None
+    free = untiled.free
+    if free is None or untiled.estimate <= free:
+        return None
+    candidates = [t for t in TILE_SIZES if t < max(size)]
+    for tile in candidates:
+        if tiled(tile) <= free:
+            return tile
+    return candidates[-1] if candidates else None

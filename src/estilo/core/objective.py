@@ -139,11 +139,13 @@ class Objective:
         self.content_weight = config.content_weight * content_info.weight
         self.content_term = content_info.load()
         with torch.no_grad():
-            self.content = self.content_term(self.content_features(net(inputs.content)))
+            self.content = self.content_term(self.content_features(inputs.content))
             self.style_targets = [self.style_target(style) for style in inputs.styles]
 
-    def content_features(self, feats: dict[str, Tensor]) -> dict[str, Tensor]:
-        return {name: feats[name] for name in self.config.content_layers}
+    def content_features(self, content: Tensor) -> dict[str, Tensor]:
+        """The content layers' feature maps of the content image(s), (B, C, H', W') each."""
+        layers = self.config.content_layers
+        return {name: feats for name, feats in self.net(content).items() if name in layers}
 
     def style_fields(self, feats: dict[str, Tensor]) -> list[Tensor]:
         """What the style statistic summarises, (1, C, H, W) each, one per ``field_weights``:
@@ -188,7 +190,7 @@ class Objective:
         style statistics, as one optimised picture would."""
         feats = self.net(images)
         with torch.no_grad():
-            targets = self.content_features(self.net(photos))
+            targets = self.content_features(photos)
         contents, styles = [], []
         for i in range(images.shape[0]):
             one = {name: f[i : i + 1] for name, f in feats.items()}
@@ -217,3 +219,9 @@ class Objective:
             image,
         )
         return (total if self.pixel is None else total + self.pixel(image)), parts
+
+    def gradient(self, param: Tensor, scale: float) -> tuple[Tensor, dict[str, Tensor]]:
+        """Loss and parts at the image ``param / scale``, its gradient left in ``param.grad``."""
+        loss, parts = self(param / scale)
+        loss.backward()  # type: ignore[no-untyped-call]
+        return loss, parts

@@ -33,6 +33,7 @@ from .optim import carried_state, warm_start
 from .pyramid import planned_iterations, resized, scale_sizes
 from .records import Callback, Checkpoint, Iterate, LossRecord, Result, Status
 from .registry import OPTIMIZERS, lookup
+from .tiled import make_objective
 from .vgg import VGG19Features, Weights
 
 
@@ -70,7 +71,7 @@ def stylize(
     sizes = _check(inputs, config, resume)
     build = networks.get if networks is not None else build_network
     network = build(inputs, config, weights, notify)
-    run = _Run(config, callback, len(sizes), start, resume)
+    run = _Run(config, callback, len(sizes), start, resume, network.memory.tile)
     image = run.optimise(network.net, inputs.to(network.device), sizes)
     return Result(
         resized(image, inputs.size),
@@ -186,8 +187,11 @@ class _Run:
         scales: int,
         start: float,
         resume: Checkpoint | None = None,
+        tile: int | None = None,
     ) -> None:
         self.config, self.callback, self.scales, self.start = config, callback, scales, start
+        #: The tile size of the scales larger than it (MemoryPlan.tile); None: whole images.
+        self.tile = tile
         self.info = lookup(OPTIMIZERS, config.optimizer, "optimizer")
         self.resume = resume
         self.history: list[LossRecord] = list(resume.history) if resume else []
@@ -210,7 +214,9 @@ class _Run:
         with torch.random.fork_rng(devices=fork), tf32_products(device, net.autocast is not None):
             torch.manual_seed(self.config.seed)  # stochastic losses draw from here, reproducibly
             for index, size in enumerate(sizes[first - 1 :], start=first):
-                objective = Objective(net, inputs.scaled(size, smallest), self.config)
+                objective = make_objective(
+                    net, inputs.scaled(size, smallest), self.config, self.tile
+                )
                 image = self.scale(objective, resized(image, size), index)
                 if self.status != "completed":
                     break
@@ -252,8 +258,7 @@ class _Run:
 
         def closure() -> Tensor:
             optimizer.zero_grad(set_to_none=True)
-            loss, evaluated = objective(param / scale)
-            loss.backward()  # type: ignore[no-untyped-call]
+            loss, evaluated = objective.gradient(param, scale)
             parts.update({k: v.detach() for k, v in evaluated.items()}, total=loss.detach())
             return loss
 

@@ -1,0 +1,227 @@
+"""Tiled optimisation (issue 14): the tiles' features are the whole image's, the tiled gradient
+is the untiled one for the statistics that are sums over positions, a tiled run gives the
+untiled run's picture without tile borders, and the memory plan tiles only when it must."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from estilo.core import memory, tiled
+from estilo.core.config import resolve
+from estilo.core.inputs import RunInputs
+from estilo.core.objective import Objective
+from estilo.core.stylize import stylize
+from estilo.core.tiled import TiledObjective
+from estilo.core.tiles import receptive_reach, tile_grid, tile_margin
+from estilo.core.vgg import VGG19Features, Weights
+from estilo.errors import ConfigError
+
+from .conftest import synthetic_content, synthetic_style
+
+#: Layers up to relu3_1 reach 10 px (margin 12): at 96 px, 32 px tiles have windows inside the
+#: image on every side, so the margins are really tested.
+SHALLOW = {"style_layers": ("relu1_1", "relu2_1", "relu3_1"), "content_layers": ("relu2_2",)}
+SUMMED = ["gram", "mmd-linear", "mmd-poly", "meanstd", "wasserstein"]
+
+
+def test_the_margin_covers_the_deepest_layers_receptive_field() -> None:
+    # relu5_1: a 156 px receptive field, 16 px apart: 70 px beyond its own stride, 80 rounded.
+    assert receptive_reach(["relu5_1"]) == (70, 16)
+    assert tile_margin(["relu1_1", "relu4_2", "relu5_1"]) == (80, 16)
+    assert tile_margin(SHALLOW["style_layers"]) == (12, 4)
+
+
+def test_the_tiles_interiors_cover_the_image_once_inside_aligned_windows() -> None:
+    size = (100, 70)
+    tiles = tile_grid(size, 30, 12, 4)  # 30 rounds down to 28
+    seen = torch.zeros(size, dtype=torch.int64)
+    for tile in tiles:
+        top, bottom, left, right = tile.interior
+        seen[top:bottom, left:right] += 1
+        wtop, wbottom, wleft, wright = tile.window
+        assert 0 <= wtop <= top and bottom <= wbottom <= size[0]
+        assert 0 <= wleft <= left and right <= wright <= size[1]
+        assert wtop % 4 == 0 and wleft % 4 == 0 and top % 28 == 0 and left % 28 == 0
+        assert wtop in (0, top - 12) and wbottom in (size[0], bottom + 12)
+    assert bool((seen == 1).all())
+    # The 70 px side: 0-28, 28-56, and 56-70 (14 px, more than one stride: kept).
+    assert sorted({t.interior[2:] for t in tiles}) == [(0, 28), (28, 56), (56, 70)]
+    # A last sliver narrower than one stride joins the piece before it.
+    assert [t.interior[:2] for t in tile_grid((58, 16), 28, 12, 4)] == [(0, 28), (28, 58)]
+
+
+def gradients(
+    weights: Weights, tile: int, masked: bool = False, **options: object
+) -> tuple[tuple[float, torch.Tensor], tuple[float, torch.Tensor]]:
+    """(loss, gradient) of the untiled and the tiled objective at one 96 px image."""
+    config = resolve(device="cpu", **options)  # type: ignore[arg-type]
+    net = VGG19Features(weights, set(config.content_layers) | set(config.style_layers))
+    content = synthetic_content(96, 96)[None]
+    styles = [synthetic_style(80, 80)[None], synthetic_style(64, 96)[None].flip(-1)]
+    mask = (torch.arange(96) < 40).float().view(1, 1, 1, 96).expand(1, 1, 96, 96)
+    inputs = RunInputs.make(
+        content, styles if masked else styles[:1], masks=[None, mask] if masked else None
+    )
+    noise = torch.rand(content.shape, generator=torch.Generator().manual_seed(0))
+    image = (content + 0.1 * noise).clamp(0, 1)
+    results = []
+    for objective in (Objective(net, inputs, config), TiledObjective(net, inputs, config, tile)):
+        torch.manual_seed(0)
+        param = image.clone().requires_grad_(True)
+        loss, _ = objective.gradient(param, 1.0)
+        assert param.grad is not None
+        results.append((float(loss.detach()), param.grad))
+    return results[0], results[1]
+
+
+def relative_error(tiled: torch.Tensor, whole: torch.Tensor) -> float:
+    return float((tiled - whole).norm() / whole.norm())
+
+
+@pytest.mark.parametrize("style_loss", SUMMED)
+def test_the_tiled_gradient_is_the_untiled_one_for_summed_statistics(
+    weights: Weights, style_loss: str
+) -> None:
+    (loss, grad), (tiled_loss, tiled_grad) = gradients(
+        weights, 32, style_loss=style_loss, **SHALLOW
+    )
+    assert tiled_loss == pytest.approx(loss, rel=1e-5)
+    # wasserstein's eigenvalues amplify float32 rounding; the tiled moments are float64.
+    assert relative_error(tiled_grad, grad) < (1e-3 if style_loss == "wasserstein" else 1e-5)
+
+
+def test_the_tiled_gradient_is_exact_with_masks_and_the_default_layers(weights: Weights) -> None:
+    (loss, grad), (tiled_loss, tiled_grad) = gradients(weights, 32, masked=True)
+    assert tiled_loss == pytest.approx(loss, rel=1e-5)
+    assert relative_error(tiled_grad, grad) < 1e-5
+
+
+def test_a_margin_short_of_the_receptive_field_breaks_the_gradient(
+    weights: Weights, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The other side of the exactness test: what the margin buys.
+    monkeypatch.setattr(tiled, "tile_margin", lambda layers: (4, 4))
+    (_, grad), (_, tiled_grad) = gradients(weights, 32, **SHALLOW)
+    assert relative_error(tiled_grad, grad) > 1e-2
+
+
+@pytest.mark.parametrize("style_loss", ["sliced-wasserstein", "mmd-gaussian", "nnst"])
+def test_losses_that_are_not_sums_are_matched_tile_by_tile(
+    weights: Weights, style_loss: str
+) -> None:
+    # Each tile against the whole style's target: a loss of the same size, a gradient that
+    # points the same way (BENCHMARKS.md gives the figures).
+    (loss, grad), (tiled_loss, tiled_grad) = gradients(
+        weights, 32, style_loss=style_loss, **SHALLOW
+    )
+    assert 0.5 < tiled_loss / loss < 2
+    assert bool(torch.isfinite(tiled_grad).all())
+    assert float(torch.cosine_similarity(tiled_grad.flatten(), grad.flatten(), dim=0)) > 0.3
+
+
+def test_self_similarity_content_is_refused_in_tiles(weights: Weights) -> None:
+    config = resolve(device="cpu", content_loss="self-similarity")
+    net = VGG19Features(weights, set(config.content_layers) | set(config.style_layers))
+    inputs = RunInputs.make(synthetic_content()[None], synthetic_style()[None])
+    with pytest.raises(ConfigError, match="cannot be tiled: use tile = off"):
+        TiledObjective(net, inputs, config, 32)
+
+
+def run(weights: Weights, tile: str, **options: object) -> torch.Tensor:
+    config = resolve(
+        device="cpu",
+        scales=1,
+        optimizer="adam",
+        lr=0.02,
+        iterations=8,
+        log_every=0,
+        tolerance=0.0,
+        tile=tile,
+        **options,  # type: ignore[arg-type]
+    )
+    content = synthetic_content(96, 96)[None]
+    result = stylize(
+        RunInputs.make(content, synthetic_style(80, 80)[None]), config, weights=weights
+    )
+    assert result.memory is not None
+    assert result.memory.tile == (None if tile == "off" else int(tile))
+    return result.image
+
+
+def test_a_tiled_run_gives_the_untiled_runs_picture(weights: Weights) -> None:
+    whole, tiled_image = run(weights, "off", **SHALLOW), run(weights, "32", **SHALLOW)
+    assert float((tiled_image - whole).abs().max()) < 1e-3
+    assert float((whole - synthetic_content(96, 96)).abs().mean()) > 1e-3  # it did change
+
+
+def border_energy(image: torch.Tensor, cuts: list[int]) -> float:
+    """Mean squared difference across the given rows and columns over that across all others:
+    1 when the borders are like any other place in the picture."""
+    dy = (image[..., 1:, :] - image[..., :-1, :]).pow(2).mean(dim=(0, 1, 3))
+    dx = (image[..., :, 1:] - image[..., :, :-1]).pow(2).mean(dim=(0, 1, 2))
+    at = [c - 1 for c in cuts]
+    border = torch.cat([dy[at], dx[at]]).mean()
+    rest = torch.cat(
+        [
+            dy[[i for i in range(len(dy)) if i not in at]],
+            dx[[i for i in range(len(dx)) if i not in at]],
+        ]
+    ).mean()
+    return float(border / rest)
+
+
+def test_a_tiled_picture_shows_no_tile_borders(weights: Weights) -> None:
+    # 32 px tiles with 12 px margins: borders at 32 and 64 px, where a seam would show as a
+    # jump; the untiled picture's same rows and columns are the yardstick.
+    image = run(weights, "32", **SHALLOW)
+    assert abs(border_energy(image, [32, 64]) - 1) < 0.1
+    whole = run(weights, "off", **SHALLOW)
+    assert border_energy(image, [32, 64]) == pytest.approx(border_energy(whole, [32, 64]), abs=0.01)
+
+
+def test_auto_tiles_only_when_the_whole_image_does_not_fit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = resolve(size=4096, optimizer="adam")
+    size, styles, cpu = (4096, 4096), [(4096, 4096)], torch.device("cpu")
+    whole = memory.estimate(config, size, styles, autocast=False, recompute=True)
+    monkeypatch.setattr(memory, "free_bytes", lambda device: whole + 2**30)
+    assert memory.plan(config, size, styles, cpu, autocast=False).tile is None
+    monkeypatch.setattr(memory, "free_bytes", lambda device: whole - 2**30)
+    notices: list[str] = []
+    plan = memory.plan(config, size, styles, cpu, autocast=False, notify=notices.append)
+    assert plan.tile in memory.TILE_SIZES and not plan.recompute
+    assert plan.estimate == plan.tiled < whole - 2**30
+    assert len(notices) == 1 and f"tiles of {plan.tile} px" in notices[0]
+    # off keeps today's refusal; a forced tile is used even where the whole image fits.
+    with pytest.raises(ConfigError, match="GiB is free on cpu"):
+        memory.plan(config.replace(tile="off"), size, styles, cpu, autocast=False)
+    monkeypatch.setattr(memory, "free_bytes", lambda device: None)
+    assert memory.plan(config.replace(tile="512"), size, styles, cpu, autocast=False).tile == 512
+
+
+def test_the_tiled_estimate_grows_only_with_the_image_sized_buffers() -> None:
+    # For a fixed tile the activations are one window's: from 2048 to 8192 px the estimate
+    # grows by the image-sized buffers and the content target alone.
+    config = resolve(optimizer="adam")
+    peaks = {}
+    for side in (2048, 8192):
+        size = (side, side)
+        peaks[side] = memory.estimate(
+            config, size, [size], autocast=False, recompute=False, tile=512
+        )
+    pixels = 3 * (8192**2 - 2048**2) * 4
+    per_pixel = memory.OPTIMIZERS["adam"].buffers + 3
+    target = 512 * (8192**2 - 2048**2) // 64 * 4  # relu4_2: 512 channels, stride 8
+    grown = peaks[8192] - peaks[2048]
+    assert grown == pytest.approx(memory.OVERHEAD * (per_pixel * pixels + target), rel=1e-6)
+    whole = memory.estimate(config, (8192, 8192), [(8192, 8192)], autocast=False, recompute=False)
+    assert peaks[8192] < whole / 10
+
+
+def test_tile_must_be_auto_off_or_pixels() -> None:
+    assert resolve(tile=256).tile == "256"
+    for bad in ("big", "16", "-64"):
+        with pytest.raises(ConfigError, match="tile must be auto, off or a number of pixels"):
+            resolve(tile=bad)
