@@ -16,7 +16,10 @@ import torch
 
 from estilo import StyleConfig, cli, resolve
 from estilo.core import network
+from estilo.core.config import TrainConfig
+from estilo.core.transformer import TransformerNet
 from estilo.errors import VideoError
+from estilo.fast.model import FastModel, StyleSource, save_model
 from estilo.image.io import load_image, save_image
 from estilo.image.samples import DEMO_CONTENT, DEMO_STYLE
 from estilo.pipeline import PixelTerm, resize
@@ -427,3 +430,28 @@ def test_any_painter_goes_through_the_same_loop_resume_and_writer(
     out = tmp_path / "negative.mp4"
     list(paint_video(clip, Negative(), out, config))
     assert describe(out)["frames"] == FRAMES and not (tmp_path / "negative.mp4.frames").exists()
+
+
+def test_a_trained_network_paints_a_video_and_its_blend_lowers_the_warping_error(
+    clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    torch.manual_seed(0)
+    net = TransformerNet(8)
+    source = StyleSource("stripes", "0" * 64, 1.0)
+    model = tmp_path / "net.pt"
+    save_model(FastModel(net, (source,), StyleConfig(), TrainConfig(width=8), 0), model)
+    inputs = [resize(frame, SIZE) for frame, _ in read_frames(probe(clip, 10**6))]
+    errors = {}
+    for weight in ("0", "1"):  # --temporal-weight 0: no blending along the flow
+        out = tmp_path / f"out{weight}"
+        code, _, err = run_cli(
+            capsys, str(clip), "--model", str(model), "-o", f"{out}/", "--size", "64", "-q",
+            "--temporal-weight", weight,
+        )  # fmt: skip
+        assert code == 0, err
+        frames = [load_image(path).rgb for path in sorted(out.glob("*.png"))]
+        assert len(frames) == len(inputs)
+        errors[weight] = warping_error(frames, inputs)
+    assert errors["1"] < 0.75 * errors["0"], errors
+    code, _, err = run_cli(capsys, str(clip), "style.png", "--model", str(model), "-o", "x/")
+    assert code == 2 and "with --model give the video alone" in err

@@ -259,6 +259,12 @@ def _add_video(commands: argparse._SubParsersAction[Parser]) -> None:
     groups = _add_config_flags(video, "video")
     clip = groups["video"]
     clip.add_argument("--demo", action="store_true", help="a pan over the bundled photo")
+    clip.add_argument(
+        "--model",
+        metavar="MODEL.pt",
+        help="paint with a network from 'estilo train' (one pass a frame, no styles to give; "
+        "frames blended along the flow unless --temporal-weight 0)",
+    )
     clip.add_argument("--frames", metavar="A:B", help="frames A (from 0) up to B only")
     clip.add_argument(
         "--fps", type=float, metavar="FPS", help="output frame rate (default: the input's)"
@@ -709,12 +715,14 @@ STILL_ONLY = ("log_every", "save_every", "checkpoint_every", "bit_depth", "dpi",
 
 def video_command(args: argparse.Namespace, received: list[int]) -> int:
     """Stylize a video (or the demo clip), one line per frame; Ctrl-C keeps finished frames."""
-    from .video import frames_folder, parse_frames, require_video, stylize_video
+    from .video import frames_folder, paint_video, parse_frames, require_video, stylize_video
     from .video.demo import DEMO_SETTINGS, write_demo_clip
 
     if args.demo != (not args.inputs):
         raise EstiloError("give a video and one or more styles, or --demo alone")
-    if not args.demo and len(args.inputs) < 2:
+    if args.model and len(args.inputs) != (0 if args.demo else 1):
+        raise EstiloError("with --model give the video alone: the model holds its style")
+    if not args.demo and not args.model and len(args.inputs) < 2:
         raise EstiloError("give a video and one or more style images")
     for name in STILL_ONLY:
         if hasattr(args, name):  # unset flags are absent (argparse.SUPPRESS)
@@ -739,19 +747,29 @@ def video_command(args: argparse.Namespace, received: list[int]) -> int:
                 [DEMO_STYLE],
                 [1.0],
             )
+        elif args.model:
+            video, styles, weights = Path(args.inputs[0]), [], []
         else:
             video = Path(args.inputs[0])
             styles, weights = map(list, zip(*map(parse_style, args.inputs[1:]), strict=True))
-        frames = stylize_video(
-            video,
-            styles,
-            output,
-            config,
-            style_weights=weights,
-            frames=parse_frames(args.frames) if args.frames else (0, None),
-            fps=args.fps,
-            keyframe_iterations=args.keyframe_iterations,
-        )
+        span = parse_frames(args.frames) if args.frames else (0, None)
+        if args.model:
+            from .fast.painting import FRAME_BLEND, ModelPainter
+
+            blend = FRAME_BLEND if config.temporal_weight else 0.0
+            painter = ModelPainter(args.model, blend, config.device)
+            frames = paint_video(video, painter, output, config, frames=span, fps=args.fps)
+        else:
+            frames = stylize_video(
+                video,
+                styles,
+                output,
+                config,
+                style_weights=weights,
+                frames=span,
+                fps=args.fps,
+                keyframe_iterations=args.keyframe_iterations,
+            )
         try:
             for frame in frames:
                 done = frame.index
