@@ -440,7 +440,13 @@ def test_ctrl_c_saves_best_image_and_exits_130(
         "cpu",
     ]
     with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # A job started in the background by a non-interactive shell inherits SIGINT ignored,
+        # and Python then installs no KeyboardInterrupt handler: give the child the default.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     ) as process:
         assert process.stdout is not None
         first = process.stdout.readline()  # wait until the loop is running
