@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import signal
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,10 @@ def image_pair(tmp_path: Path) -> tuple[Path, Path]:
 def save_rgb(path: Path, size: tuple[int, int] = (40, 30), mode: str = "RGB", **kw: object) -> Path:
     Image.new(mode, size, color=(10, 20, 30) if mode == "RGB" else None).save(path, **kw)
     return path
+
+
+def default_sigint() -> None:
+    """A ``preexec_fn`` for children that a test interrupts: a job started in the background by
+    a non-interactive shell inherits SIGINT ignored, and Python then installs no
+    KeyboardInterrupt handler; the child gets the default back."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

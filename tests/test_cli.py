@@ -18,6 +18,8 @@ from PIL import Image
 from estilo import cli
 from estilo.core.config import COMMAND_GROUPS, FIELDS, GROUPS, PRESETS, StyleConfig, resolve
 
+from .conftest import default_sigint
+
 FAST = ["--size", "48", "--iterations", "3", "--device", "cpu"]
 
 
@@ -444,9 +446,7 @@ def test_ctrl_c_saves_best_image_and_exits_130(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        # A job started in the background by a non-interactive shell inherits SIGINT ignored,
-        # and Python then installs no KeyboardInterrupt handler: give the child the default.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=default_sigint,
     ) as process:
         assert process.stdout is not None
         first = process.stdout.readline()  # wait until the loop is running
@@ -568,7 +568,11 @@ def test_sigterm_and_sighup_save_like_ctrl_c(
                "--history", str(history), "--size", "48", "--iterations", "100000",
                "--log-every", "1", "--device", "cpu"]  # fmt: skip
     with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_sigint,
     ) as process:
         assert process.stdout is not None
         first = process.stdout.readline()  # wait until the loop is running

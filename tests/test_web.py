@@ -33,7 +33,7 @@ from estilo.web.handlers import (
 from estilo.web.jobs import Busy, JobQueue, Snapshot, Ticket
 from estilo.web.limits import Limits
 
-from .conftest import synthetic_content, synthetic_style
+from .conftest import default_sigint, synthetic_content, synthetic_style
 
 
 def wait_until(condition: Any, timeout: float = 10.0) -> bool:
@@ -349,7 +349,12 @@ def test_ctrl_c_on_serve_stops_the_run_tells_the_page_and_exits_0(
             str(uploads["style"]), str(tmp_path), str(port)]  # fmt: skip
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
     with subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=default_sigint,
     ) as process:
         assert process.stdout is not None
         watchdog = threading.Timer(300, process.kill)  # a hang fails the test, never blocks it
