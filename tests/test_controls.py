@@ -11,7 +11,7 @@ from PIL import Image
 import estilo
 from estilo import cli
 from estilo.core.config import resolve
-from estilo.core.pyramid import scale_sizes
+from estilo.core.pyramid import scale_sizes, supersampled
 from estilo.image import color
 from estilo.image.io import to_pil
 
@@ -146,6 +146,42 @@ def test_scale_pyramid() -> None:
     assert len(scale_sizes(60, 80, resolve(scales=3), 16)) == 3
     crowsonkb = scale_sizes(192, 256, resolve(size=256, min_scale=128), 16)
     assert crowsonkb == [(96, 128), (136, 181), (192, 256)]  # from 128 px
+    # The paper optimises at its output size, 1024 px, and nowhere else.
+    paper = resolve("paper")
+    assert scale_sizes(1024, 1024, paper, 16) == [(1024, 1024)]
+    assert supersampled(resolve("paper", size=256)).size == 256
+
+
+@pytest.mark.parametrize(
+    ("size", "scales", "painted"),
+    [(256, 0, 512), (511, 0, 512), (255, 0, 255), (512, 0, 512), (1024, 0, 1024), (256, 1, 256)],
+)
+def test_pictures_from_half_min_scale_are_painted_at_it(
+    size: int, scales: int, painted: int
+) -> None:
+    assert supersampled(resolve(size=size, scales=scales)).size == painted
+
+
+def test_a_supersampled_picture_comes_back_at_its_own_size() -> None:
+    seen: list[tuple[int, ...]] = []
+    result = estilo.stylize(
+        synthetic_content(48, 64),
+        synthetic_style(),
+        callback=lambda step: seen.append(tuple(step.image.shape[-2:])) and None,
+        iterations=2,
+        **{**FAST, "size": 40, "min_scale": 64},
+    )
+    assert tuple(result.image.shape[-2:]) == (30, 40)
+    assert result.config.size == 40
+    assert seen and set(seen) == {(30, 40)}
+    # Painted at 64 px, not 40: the same run with the pyramid off differs.
+    plain = estilo.stylize(
+        synthetic_content(48, 64),
+        synthetic_style(),
+        iterations=2,
+        **{**FAST, "size": 40, "min_scale": 64, "scales": 1},
+    )
+    assert not torch.equal(plain.image, result.image)
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])

@@ -549,7 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
         commands,
         "demo",
         "stylize the bundled sample images",
-        ["estilo demo", "estilo demo -o demo.png --size 256   # quicker"],
+        ["estilo demo", "estilo demo -o demo.png --size 192   # quicker"],
         usage="%(prog)s [-o PATH] [options]",
     )
     _add_run_flags(demo, "estilo-demo.png")

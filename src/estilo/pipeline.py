@@ -39,7 +39,7 @@ from .core.layers import min_input_size as min_input_size
 from .core.memory import peak_resident as peak_resident
 from .core.network import NetworkCache as NetworkCache
 from .core.objective import Objective as Objective
-from .core.pyramid import planned_iterations, resized, scale_sizes
+from .core.pyramid import planned_iterations, resized, scale_sizes, supersampled
 from .core.records import Checkpoint as Checkpoint
 from .core.records import Iterate as Iterate
 from .core.records import LossRecord as LossRecord
@@ -278,6 +278,8 @@ def stylize(
     sources = style_list(style)
     content_image = read(content, config, "content image")
     config = fit_print(config, *content_image.rgb.shape[-2:])
+    wanted = working_size(content_image.rgb.shape[-2], content_image.rgb.shape[-1], config)
+    output_config, config = config, supersampled(config)
     style_images = [read(s, config, "style image") for s in sources]
     init = start
     if init is None and config.init not in INIT_MODES:
@@ -295,8 +297,10 @@ def stylize(
     elif config.preserve_colors == "luminance":
         styles = [color.match_luminance(s, content_rgb) for s in styles]
     grey = config.preserve_colors == "luminance"
-    if callback is not None and grey:
-        callback = _recoloured(callback, content_rgb)
+    if callback is not None and (grey or size != wanted):
+        # Callbacks (progress views, snapshots) see the picture as the output will be: the
+        # content's colours put back in luminance mode, at the output's size when supersampled.
+        callback = _as_output(callback, content_rgb if grey else None, wanted)
     if init is not None:
         init = resize(init, size)
         init = color.luminance(init)[None] if grey else init[None]
@@ -334,15 +338,15 @@ def stylize(
     image = result.image[0].cpu()
     if grey:
         image = color.restore_chroma(image, content_rgb)
-    alpha = None if content_image.alpha is None else resize(content_image.alpha, size)
+    alpha = None if content_image.alpha is None else resize(content_image.alpha, wanted)
     return Stylized(
-        image,
+        resize(image, wanted),
         alpha,
         result.history,
         result.status,
         result.best_iteration,
         result.seconds,
-        config,
+        output_config,
         result.planned,
     )
 
@@ -359,17 +363,19 @@ def _with_bar(
     return both
 
 
-def _recoloured(
-    callback: Callable[[Iterate], bool | None], content: Tensor
+def _as_output(
+    callback: Callable[[Iterate], bool | None], content: Tensor | None, size: tuple[int, int]
 ) -> Callable[[Iterate], bool | None]:
-    """In luminance mode the loop optimises grey images; callbacks (progress views, snapshots)
-    see them with the content's colours put back, as the final output will be."""
+    """``callback`` seeing each image with ``content``'s colours restored (luminance mode
+    optimises grey images) and resized to ``size``."""
 
-    def recolour(step: Iterate) -> bool | None:
-        image = color.restore_chroma(step.image[0].cpu(), content)[None]
-        return callback(dataclasses.replace(step, image=image))
+    def convert(step: Iterate) -> bool | None:
+        image = step.image[0].cpu()
+        if content is not None:
+            image = color.restore_chroma(image, content)
+        return callback(dataclasses.replace(step, image=resize(image, size)[None]))
 
-    return recolour
+    return convert
 
 
 def check_output(

@@ -182,7 +182,8 @@ class StyleConfig:
     )
     min_scale: int = _opt(
         512,
-        "with --scales 0: the first scale's longest side in pixels (one scale up to it)",
+        "with --scales 0: the first scale's longest side in pixels; smaller pictures down to "
+        "half of it are painted at it and resized down, so they look like larger ones",
         "optimisation",
         "PX",
     )
@@ -402,6 +403,7 @@ _PAPER: dict[str, Any] = {
     "log_every": 100,
     "precision": "float32",  # the paper's arithmetic; the default uses bf16 where native
     "tolerance": 0.0,  # the paper runs every epoch it names
+    "scales": 1,  # the paper optimises at its output size: no pyramid, no supersampling
 }
 
 PRESETS: dict[str, dict[str, Any]] = {
