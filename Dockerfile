@@ -8,8 +8,12 @@
 #   docker build --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu126 -t estilo:cuda .
 #   docker run --rm --gpus all -p 127.0.0.1:7860:7860 estilo:cuda
 #
-# Not built on the development machines (they have no Docker); written against the same install
-# steps the README gives and CI runs.
+# Built and run on a development machine on 2026-11-28 with podman 4.3 (`podman build
+# --isolation chroot`), where Docker Hub and PyTorch's index cannot be reached: the base was a
+# Debian 12 root file system with its Python 3.11 tagged as python:3.11-slim, and TORCH_INDEX a
+# local index holding the same torch 2.13.0+cpu wheel. In the image `estilo info` found the
+# weights (check matched), `estilo serve` answered HTTP 200 as the unprivileged user, and
+# SIGTERM stopped it with exit status 0.
 FROM python:3.11-slim
 
 # PyTorch's CPU index: PyPI's Linux torch is the CUDA build, gigabytes larger. Installed first,
