@@ -62,6 +62,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "old-default": {"tv_weight": 0.0, "style_weight": 0.1},
     "self-similarity": {"content_loss": "self-similarity"},
     "coarse-to-fine": {"min_scale": 128},
+    # Painted at its own size, as before supersampling (docs/method.md §3.3).
+    "unsupersampled": {"scales": 1},
+    # Bolder: twice the default style weight, for the pictures painted at 512 px.
+    "style-0.1": {"style_weight": 0.1},
     **{f"loss:{name}": {"style_loss": name} for name in STYLE_LOSSES if name != "gram"},
 }
 GROUPS = {"main": ["pastiche", "default", "float32"], "losses": [f"loss:{n}" for n in STYLE_LOSSES]}
