@@ -174,6 +174,7 @@ def test_a_good_request_gets_the_servers_pixel_limit_and_default_lr(
         ("big", {}, Limits(max_pixels=100_000), ImageError, "pixels"),
         ("big", {}, Limits(max_upload_mb=0.001), ImageError, "larger than 0.001 MB"),
         ("content", {"size": 2048}, Limits(max_size=1024), ConfigError, "limited to 1024 px"),
+        ("content", {"size": 300}, Limits(max_size=384), ConfigError, "painted at 512 px"),
         ("content", {"iterations": 5000}, Limits(), ConfigError, "limited to 2000"),
         ("content", {"iterations": 0}, Limits(), ConfigError, "iterations must be between"),
         ("content", {"style_weight": -1}, Limits(), ConfigError, "style_weight"),

@@ -39,7 +39,8 @@ from .core.layers import min_input_size as min_input_size
 from .core.memory import peak_resident as peak_resident
 from .core.network import NetworkCache as NetworkCache
 from .core.objective import Objective as Objective
-from .core.pyramid import planned_iterations, resized, scale_sizes, supersampled
+from .core.pyramid import planned_iterations, resized, scale_sizes
+from .core.pyramid import supersampled as supersampled
 from .core.records import Checkpoint as Checkpoint
 from .core.records import Iterate as Iterate
 from .core.records import LossRecord as LossRecord

@@ -34,6 +34,7 @@ from ..pipeline import (
     run_identity,
     save_checkpoint,
     stylize,
+    supersampled,
     working_size,
 )
 from .jobs import Busy, JobQueue, Snapshot, Ticket
@@ -105,6 +106,12 @@ def make_request(
     config = resolve(preset, **overrides, max_pixels=limits.max_pixels, log_every=0)
     if config.size > limits.max_size:
         raise ConfigError(f"size is limited to {limits.max_size} px on this server")
+    painted = supersampled(config).size
+    if painted > limits.max_size:  # the bound is on what the run computes
+        raise ConfigError(
+            f"a {config.size} px picture is painted at {painted} px (min scale), above this "
+            f"server's limit of {limits.max_size} px; ask for less than {painted // 2} px"
+        )
     if config.iterations > limits.max_iterations:
         raise ConfigError(f"iterations are limited to {limits.max_iterations} on this server")
     what = ["content image"] + [f"style image {i}" for i in range(1, len(style_paths) + 1)]
@@ -113,7 +120,7 @@ def make_request(
         if path.stat().st_size > limits.max_upload_mb * 2**20:
             raise ImageError(f"the {name} is larger than {limits.max_upload_mb:g} MB")
         # A broken file fails here, not in the queue; decoded small, as the run will.
-        load_image(path, limits.max_pixels, name, shown=repr(path.name), max_side=config.size)
+        load_image(path, limits.max_pixels, name, shown=repr(path.name), max_side=painted)
     # 0700 (mkdtemp): results are the user's, not every local account's.
     folder = Path(tempfile.mkdtemp(prefix=_session_prefix(session), dir=workdir))
     return RunRequest(content_paths[0], tuple(style_paths), config, folder)
@@ -145,8 +152,10 @@ def run_ticket(ticket: Ticket) -> None:
     try:
         # Decoded no larger than the run needs: a 20-megapixel upload must not cost its full
         # size in float32 (16 of them took a server from 0.7 to 4.8 GB).
-        content = _loaded(request.content, config, config.size, "content image")
-        side = max(16, math.ceil(config.size * config.style_scale))
+        # The size the run paints at: a supersampled picture needs its photo at that size.
+        painted = supersampled(config).size
+        content = _loaded(request.content, config, painted, "content image")
+        side = max(16, math.ceil(painted * config.style_scale))
         styles = [
             _loaded(path, config, side, f"style image {i}")
             for i, path in enumerate(request.styles, 1)
