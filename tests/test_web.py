@@ -21,6 +21,7 @@ from estilo.core.config import resolve
 from estilo.core.records import Iterate
 from estilo.errors import ConfigError, EstiloError, ImageError
 from estilo.image.io import to_pil
+from estilo.pipeline import supersampled
 from estilo.web.handlers import (
     OPTIONS,
     loss_curve,
@@ -165,6 +166,21 @@ def test_a_good_request_gets_the_servers_pixel_limit_and_default_lr(
     assert request.styles == (uploads["style"],)
 
 
+@pytest.mark.parametrize(("size", "limit", "painted"), [(300, 384, 384), (256, 256, 256)])
+def test_a_server_limited_under_min_scale_supersamples_only_up_to_its_limit(
+    uploads: dict[str, Path], tmp_path: Path, size: int, limit: int, painted: int
+) -> None:
+    request = make_request(
+        str(uploads["content"]),
+        [str(uploads["style"])],
+        "default",
+        values(size=size),
+        Limits(max_size=limit),
+        tmp_path,
+    )
+    assert request.config.size == size and supersampled(request.config).size == painted
+
+
 @pytest.mark.parametrize(
     ("which", "change", "limits", "error", "message"),
     [
@@ -174,7 +190,6 @@ def test_a_good_request_gets_the_servers_pixel_limit_and_default_lr(
         ("big", {}, Limits(max_pixels=100_000), ImageError, "pixels"),
         ("big", {}, Limits(max_upload_mb=0.001), ImageError, "larger than 0.001 MB"),
         ("content", {"size": 2048}, Limits(max_size=1024), ConfigError, "limited to 1024 px"),
-        ("content", {"size": 300}, Limits(max_size=384), ConfigError, "painted at 512 px"),
         ("content", {"iterations": 5000}, Limits(), ConfigError, "limited to 2000"),
         ("content", {"iterations": 0}, Limits(), ConfigError, "iterations must be between"),
         ("content", {"style_weight": -1}, Limits(), ConfigError, "style_weight"),
