@@ -20,6 +20,7 @@ The figure is the training time of the first check within 15% of the optimiser o
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import tempfile
 import time
@@ -30,6 +31,7 @@ import torch
 from estilo import resolve, train
 from estilo.fast import load_model
 from estilo.fast.training import find_photos
+from estilo.image.io import save_image
 from estilo.image.samples import DEMO_STYLE
 from estilo.pipeline import TransformerNet, read, resize, stylize, working_size
 from estilo.quality import measure
@@ -59,8 +61,16 @@ def quality(
     scores = [measure(p, c, style, independent=True) for p, c in zip(pictures, photos, strict=True)]
     return {
         key: statistics.mean(s[key] for s in scores)
-        for key in ("independent_style_distance", "coarse_ssim")
+        for key in ("independent_style_distance", "coarse_ssim", "grain")
     }
+
+
+def keep(folder: Path | None, name: str, pictures: list[torch.Tensor]) -> None:
+    """Save ``pictures`` as NAME-I.png in ``folder`` (None: nowhere), to be looked at."""
+    if folder is None:
+        return
+    for index, picture in enumerate(pictures):
+        save_image(picture, folder / f"{name}-{index}.png")
 
 
 def main() -> None:
@@ -74,14 +84,22 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="auto", help="VGG19's precision in training")
+    parser.add_argument(
+        "--keep", type=Path, help="folder for the model and the held-aside pictures at each check"
+    )
+    parser.add_argument("--no-apply", action="store_true", help="skip the apply timings")
     parser.add_argument("--tiny", action="store_true", help="small apply sizes: a smoke test")
     args = parser.parse_args()
 
-    big, frame = ((128, 128), (72, 128)) if args.tiny else ((1024, 1024), (360, 640))
-    full = seconds_per_picture(32, big, args.repeats)
-    half = seconds_per_picture(16, frame, args.repeats)
-    print(f"apply, full width, {big[1]}x{big[0]}: {full:.3f} s")
-    print(f"apply, half width, {frame[1]}x{frame[0]}: {1 / half:.1f} frames/s")
+    if not args.no_apply:
+        big, frame = ((128, 128), (72, 128)) if args.tiny else ((1024, 1024), (360, 640))
+        full = seconds_per_picture(32, big, args.repeats)
+        half = seconds_per_picture(16, frame, args.repeats)
+        print(f"apply, full width, {big[1]}x{big[0]}: {full:.3f} s")
+        print(f"apply, half width, {frame[1]}x{frame[0]}: {1 / half:.1f} frames/s")
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
 
     paths = find_photos(args.photos)
     paths = [p for p in paths if "style" not in p.name]  # a shared folder holds paintings too
@@ -97,10 +115,13 @@ def main() -> None:
     target = quality(optimised, photos, style)
     print(
         f"optimiser ({time.perf_counter() - start:.0f} s for {len(photos)} photos): "
-        f"style {target['independent_style_distance']:.3f}, SSIM {target['coarse_ssim']:.3f}"
+        f"style {target['independent_style_distance']:.3f}, SSIM {target['coarse_ssim']:.3f}, "
+        f"grain {target['grain']:.3f}",
+        flush=True,
     )
-    print("| step | training s | loss | style (independent) | coarse SSIM | within 15% |")
-    print("|---|---|---|---|---|---|")
+    keep(args.keep, "optimiser", optimised)
+    print("| step | training s | loss | style (independent) | coarse SSIM | grain | within 15% |")
+    print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as folder:
         data = Path(folder) / "photos"
         data.mkdir()
@@ -117,10 +138,15 @@ def main() -> None:
                 crop=args.crop,
                 width=args.width,
                 device=args.device,
+                precision=args.precision,
                 checkpoint_every=0,
             )
             fast = load_model(model, args.device)
-            scores = quality([fast(p[None])[0] for p in photos], photos, style)
+            pictures = [fast(p[None])[0] for p in photos]
+            scores = quality(pictures, photos, style)
+            keep(args.keep, f"step{step:05d}", pictures)
+            if args.keep:
+                shutil.copyfile(model, args.keep / "model.pt")
             good = (
                 scores["independent_style_distance"]
                 <= (1 + MARGIN) * target["independent_style_distance"]
@@ -130,7 +156,7 @@ def main() -> None:
             print(
                 f"| {step} | {record.seconds:.0f} | {record.loss:.4g} | "
                 f"{scores['independent_style_distance']:.3f} | {scores['coarse_ssim']:.3f} | "
-                f"{'yes' if good else 'no'} |",
+                f"{scores['grain']:.3f} | {'yes' if good else 'no'} |",
                 flush=True,
             )
 
