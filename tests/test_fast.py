@@ -91,6 +91,19 @@ def test_apply_keeps_the_size_and_the_alpha(
     assert np.asarray(painted)[..., 3].min() == 200
 
 
+def test_bfloat16_paints_the_float32_picture_within_a_few_levels(
+    trained: tuple[Path, Trained],
+) -> None:
+    _, result = trained
+    image = synthetic_content(40, 52)[None]
+    before = result.model(image, precision="float32")
+    half = result.model(image, precision="bfloat16")
+    after = result.model(image, precision="float32")  # the layout goes back with the precision
+    assert half.dtype == torch.float32 and half.shape == image.shape
+    assert 0 < (half - before).abs().max() < 0.05 and (half - before).abs().mean() < 0.01
+    assert torch.equal(after, before)
+
+
 def test_tiles_cover_the_picture_and_their_blend_weights_sum_to_one() -> None:
     torch.manual_seed(0)
     net = TransformerNet(4).eval()
@@ -153,8 +166,9 @@ def test_cli_trains_resumes_and_applies(
     assert Image.open(single).size == (64, 48)
     Image.open(single).close()
     (photos / "broken.jpg").unlink()
-    for _ in range(2):  # the second run numbers its outputs instead of replacing the first's
-        code, out, err = run_cli(capsys, "apply", str(model), str(photos), "-o", "painted")
+    for precision in ("float32", "bfloat16"):  # the second numbers its outputs, not replacing
+        apply = ["apply", str(model), str(photos), "-o", "painted", "--precision", precision]
+        code, out, err = run_cli(capsys, *apply)
         assert code == 0, err
     names = sorted(p.name for p in (tmp_path / "painted").iterdir())
     assert names == ["a-m-2.png", "a-m.png", "b-m-2.png", "b-m.png"]

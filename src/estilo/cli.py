@@ -432,6 +432,14 @@ def _add_fast(commands: argparse._SubParsersAction[Parser]) -> None:
         default="auto",
         help="compute device (default: auto)",
     )
+    apply.add_argument(
+        "--precision",
+        choices=FIELDS["precision"].metadata["choices"],
+        default="auto",
+        help="the network's arithmetic: float32, or bfloat16, 1.3-2x faster on a CPU with "
+        "AVX512-BF16 and within a few levels of 255 (auto: bfloat16 on a CUDA GPU that has it, "
+        "float32 elsewhere)",
+    )
     apply.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
 
     export = _command(
@@ -757,7 +765,7 @@ def video_command(args: argparse.Namespace, received: list[int]) -> int:
             from .fast.painting import FRAME_BLEND, ModelPainter
 
             blend = FRAME_BLEND if config.temporal_weight else 0.0
-            painter = ModelPainter(args.model, blend, config.device)
+            painter = ModelPainter(args.model, blend, config.device, config.precision)
             frames = paint_video(video, painter, output, config, frames=span, fps=args.fps)
         else:
             frames = stylize_video(
@@ -858,6 +866,7 @@ def apply_command(args: argparse.Namespace) -> int:
         Path(args.output) if args.output else None,
         device=args.device,
         quality=args.quality,
+        precision=args.precision,
         done=done,
     )
     return 0

@@ -45,6 +45,7 @@ def apply(
     device: str = "auto",
     tile: int = TILE,
     max_pixels: int = StyleConfig().max_pixels,
+    precision: str = "auto",
 ) -> Image.Image:
     """Paint ``image`` with a trained network in one forward pass: the Python API.
 
@@ -53,13 +54,14 @@ def apply(
         image: a path, PIL image, (3, H, W) tensor or (H, W, 3) array, as ``estilo.stylize``
             takes. Any size: pictures larger than ``tile`` pixels a side are painted in tiles.
         device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
+        precision: ``auto``, ``float32`` or ``bfloat16`` (see :class:`FastModel`).
 
     Returns:
         The painted picture, the input's size, with its alpha channel if it had one.
     """
     fast = as_model(model, device)
     loaded = read(image, StyleConfig(max_pixels=max_pixels), "image")
-    painted = fast(loaded.rgb[None], tile)[0].cpu()
+    painted = fast(loaded.rgb[None], tile, precision)[0].cpu()
     return to_pil(painted, loaded.alpha)
 
 
@@ -72,18 +74,23 @@ class ModelPainter:
     iterations = 0
 
     def __init__(
-        self, model: FastModel | str | Path, blend: float = FRAME_BLEND, device: str = "auto"
+        self,
+        model: FastModel | str | Path,
+        blend: float = FRAME_BLEND,
+        device: str = "auto",
+        precision: str = "auto",
     ) -> None:
         self.source = model if isinstance(model, FastModel) else Path(model)
-        self.model, self.blend = as_model(model, device), blend
+        self.model, self.blend, self.precision = as_model(model, device), blend, precision
 
     def identity(self) -> list[Any]:
         # A model file stands for its bytes; a model in memory for its weights.
         weights = list(self.model.net.state_dict().values())
-        return [self.source if isinstance(self.source, Path) else weights, self.blend]
+        source = self.source if isinstance(self.source, Path) else weights
+        return [source, self.blend, self.precision]
 
     def paint(self, frame: Tensor, previous: Tensor | None, mask: Tensor | None) -> Tensor:
-        painted = self.model(frame[None])[0]
+        painted = self.model(frame[None], precision=self.precision)[0]
         if previous is None or mask is None or not self.blend:
             return painted
         return painted + self.blend * mask * (previous.to(painted) - painted)
@@ -146,6 +153,7 @@ def apply_files(
     device: str = "auto",
     quality: int | None = None,
     tile: int = TILE,
+    precision: str = "auto",
     done: Callable[[Path, Path], None] | None = None,
 ) -> list[Path]:
     """Paint every input file (and every picture in each input folder) and save them: the
@@ -160,7 +168,7 @@ def apply_files(
         check_output(target, files, config, quality)
     for source, target in zip(files, targets, strict=True):
         loaded = read(source, config, "input")
-        painted = fast(loaded.rgb[None], tile)[0].cpu()
+        painted = fast(loaded.rgb[None], tile, precision)[0].cpu()
         save_image(painted, target, loaded.alpha, quality=quality)
         if done is not None:
             done(source, target)
