@@ -74,7 +74,7 @@ class FastModel:
         layout); auto: bfloat16 on a CUDA GPU that has it, float32 elsewhere, as for the
         optimiser. On a CPU with AVX512-BF16, bfloat16 paints 1.3-2x faster (BENCHMARKS.md)."""
         device = next(self.net.parameters()).device
-        dtype = autocast_dtype(StyleConfig(precision=precision), device)
+        dtype = autocast_dtype(resolve(precision=precision), device)  # checks the name
         # oneDNN's bfloat16 convolutions are fast in channels-last; float32 ones are slower in
         # it on a CPU (BENCHMARKS.md, apply by backend), so the layout follows the precision.
         layout = torch.contiguous_format if dtype is None else torch.channels_last
