@@ -39,6 +39,7 @@ from .core.config import (
     TrainConfig,
     resolve,
     resolve_training,
+    training_objective,
 )
 from .errors import EstiloError, show_notices
 from .files import numbered, unused_path
@@ -398,7 +399,7 @@ def _add_fast(commands: argparse._SubParsersAction[Parser]) -> None:
     train.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     groups = {key: train.add_argument_group(title) for key, title in GROUPS.items()}
     groups["training"] = train.add_argument_group(TRAINING_GROUP)
-    _add_field_flags(groups, (FIELDS[name] for name in TRAINING_FIELDS), StyleConfig())
+    _add_field_flags(groups, (FIELDS[name] for name in TRAINING_FIELDS), training_objective())
     _add_field_flags(groups, TRAIN_FIELDS.values(), TrainConfig())
 
     apply = _command(
@@ -804,7 +805,7 @@ def video_command(args: argparse.Namespace, received: list[int]) -> int:
 def train_command(args: argparse.Namespace, received: list[int]) -> int:
     """Train a fast-mode network; like a run, Ctrl-C saves the model and the checkpoint."""
     styles, style_weights = zip(*map(parse_style, args.styles), strict=True)
-    config = resolve(
+    config = training_objective(
         **{name: getattr(args, name) for name in TRAINING_FIELDS if hasattr(args, name)}
     )
     training = resolve_training(

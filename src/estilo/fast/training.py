@@ -28,6 +28,7 @@ from ..core.config import (
     TrainConfig,
     resolve,
     resolve_training,
+    training_objective,
 )
 from ..errors import ConfigError, ImageError
 from ..files import read_regular
@@ -144,7 +145,9 @@ def split_options(
         )
     style_options = {k: v for k, v in overrides.items() if k in TRAINING_FIELDS}
     train_options = {k: v for k, v in overrides.items() if k in TRAIN_FIELDS}
-    config = resolve(base=config or StyleConfig(), **style_options)
+    config = (
+        resolve(base=config, **style_options) if config else training_objective(**style_options)
+    )
     if config.preserve_colors == "histogram":
         raise ConfigError(
             "preserve_colors histogram recolours the style to each photo, but a network is "
@@ -174,7 +177,7 @@ def train(
         style: one image source (as ``estilo.stylize`` takes), or a list of them to blend.
         photos: a folder of JPEG and PNG photos (searched recursively) to train on.
         output: the model file; its checkpoint is kept beside it (``model.pt.ckpt``).
-        config: the objective (TRAINING_FIELDS of a StyleConfig; default preset by default).
+        config: the objective (TRAINING_FIELDS of a StyleConfig; default: training_objective()).
         training: steps, batch size, crop, width, learning rate, checkpoints.
         style_weights: one blend weight per style (normalised to sum 1).
         resume: carry on from the checkpoint beside ``output``, made with the same styles and
