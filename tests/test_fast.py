@@ -17,8 +17,9 @@ from estilo import cli
 from estilo.core.config import TRAIN_FIELDS, TRAINING_DEFAULTS
 from estilo.core.transformer import TransformerNet, paint_tiled
 from estilo.fast import Trained
-from estilo.fast.model import MODEL_FORMAT, ModelError, read_state
+from estilo.fast.model import BUNDLED, MODEL_FORMAT, ModelError, read_state, source_hash
 from estilo.image.io import to_pil
+from estilo.image.samples import DEMO_STYLE
 
 from .conftest import synthetic_content, synthetic_style
 
@@ -102,6 +103,23 @@ def test_bfloat16_paints_the_float32_picture_within_a_few_levels(
     assert half.dtype == torch.float32 and half.shape == image.shape
     assert 0 < (half - before).abs().max() < 0.05 and (half - before).abs().mean() < 0.01
     assert torch.equal(after, before)
+
+
+def test_the_network_shipped_with_estilo_paints_by_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shipped = estilo.load_model("starry-night")
+    assert BUNDLED["starry-night"].stat().st_size < 2 * 2**20  # the fast-mode issue's bound
+    assert shipped.styles[0].sha256 == source_hash(DEMO_STYLE.read_bytes())
+    photo = tmp_path / "photo.png"
+    to_pil(synthetic_content(48, 64)).save(photo)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(capsys, "apply", "starry-night", str(photo))
+    assert code == 0 and "photo-starry-night.png" in out, err
+    with Image.open(tmp_path / "photo-starry-night.png") as painted:
+        assert painted.size == (64, 48)
+        change = np.abs(np.asarray(painted, np.float32) - np.asarray(Image.open(photo)))
+    assert change.mean() > 10  # painted, not passed through
 
 
 def test_tiles_cover_the_picture_and_their_blend_weights_sum_to_one() -> None:

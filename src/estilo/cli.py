@@ -408,11 +408,16 @@ def _add_fast(commands: argparse._SubParsersAction[Parser]) -> None:
         "paint pictures with a trained network (fast mode)",
         [
             "estilo apply painting.pt photo.jpg -o photo-painted.png",
+            "estilo apply starry-night photo.jpg   # the network shipped with estilo",
             "estilo apply painting.pt holidays/ -o painted/",
         ],
         usage="%(prog)s MODEL.pt IN [IN ...] [-o OUT] [options]",
     )
-    apply.add_argument("model", metavar="MODEL.pt", help="a model file from 'estilo train'")
+    apply.add_argument(
+        "model",
+        metavar="MODEL.pt",
+        help="a model file from 'estilo train', or starry-night (the network shipped with estilo)",
+    )
     apply.add_argument("inputs", nargs="+", metavar="IN", help="pictures, or folders of them")
     apply.add_argument(
         "-o",

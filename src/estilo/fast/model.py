@@ -30,6 +30,7 @@ from ..core.config import (
 from ..errors import EstiloError
 from ..files import atomic_write, read_regular
 from ..image import color
+from ..image.samples import SAMPLES
 from ..pipeline import TransformerNet, autocast_dtype, paint_tiled, pick_device
 
 #: What the file says it is, and the layout of its contents (raise on any change to them).
@@ -40,6 +41,9 @@ MODEL_BYTES = 256 * 2**20
 #: The largest tile the network paints at once (pixels a side): about 1.5 GB of activations at
 #: full width; larger pictures are painted in overlapping tiles.
 TILE = 2048
+#: Networks shipped with estilo, by name: the half-width network for the bundled painting,
+#: trained as BENCHMARKS.md says (fast mode), 1.7 MB.
+BUNDLED = {"starry-night": SAMPLES / "starry_night.pt"}
 
 
 class ModelError(EstiloError):
@@ -183,14 +187,24 @@ def read_state(path: str | Path, what: str = "model file") -> dict[str, Any]:
     return state
 
 
+def bundled(path: str | Path) -> Path:
+    """``path``, or the network shipped with estilo that it names (BUNDLED) when there is no
+    such file: a user's own file of that name comes first."""
+    name = str(path)
+    if name in BUNDLED and not Path(name).exists():
+        return BUNDLED[name]
+    return Path(path)
+
+
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> FastModel:
-    """Read a model file written by ``estilo train`` (or :func:`save_model`).
+    """Read a model file written by ``estilo train`` (or :func:`save_model`), or a network
+    shipped with estilo by name (BUNDLED: ``starry-night``).
 
     Raises:
         ModelError: missing, not a model, a format this version does not read, options that
             do not resolve, or weights that do not fit.
     """
-    model = FastModel.from_state(read_state(path), f"model file {str(path)!r}")
+    model = FastModel.from_state(read_state(bundled(path)), f"model file {str(path)!r}")
     return model.to(device)
 
 

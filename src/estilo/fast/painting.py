@@ -19,7 +19,7 @@ from ..files import atomic_write, unused_path
 from ..formats import WRITE_FORMATS
 from ..image.io import save_image, to_pil
 from ..pipeline import ImageSource, check_output, read
-from .model import TILE, FastModel, ModelError, load_model
+from .model import TILE, FastModel, ModelError, bundled, load_model
 
 #: The ONNX opset: 17 has every operator the network uses and runs on onnxruntime >= 1.13.
 OPSET = 17
@@ -80,7 +80,7 @@ class ModelPainter:
         device: str = "auto",
         precision: str = "auto",
     ) -> None:
-        self.source = model if isinstance(model, FastModel) else Path(model)
+        self.source = model if isinstance(model, FastModel) else bundled(model)
         self.model, self.blend, self.precision = as_model(model, device), blend, precision
 
     def identity(self) -> list[Any]:
