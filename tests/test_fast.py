@@ -293,9 +293,13 @@ def test_the_web_pages_instant_mode_paints_with_a_saved_model(
     photo = tmp_path / "photo.png"
     to_pil(synthetic_content(60, 90)).save(photo)
     limits = Limits(max_size=45)
-    assert list_models(models) == ["starry.pt"] and list_models(None) == []
+    # The shipped network is offered with or without a folder of the user's own.
+    assert list_models(models) == ["starry-night", "starry.pt"]
+    assert list_models(None) == ["starry-night"]
     painted = paint_instant(models, "starry.pt", str(photo), limits)
     assert painted.size == (45, 30)  # the server's size limit, the photo's aspect
+    shipped = paint_instant(None, "starry-night", str(photo), limits)
+    assert shipped.size == (45, 30) and shipped.tobytes() != painted.tobytes()
     for name in ("../model.pt", "notes.txt", ""):  # only what the menu lists is opened
         with pytest.raises(estilo.ConfigError, match="choose one of the saved models"):
             paint_instant(models, name, str(photo), limits)
@@ -305,10 +309,11 @@ def test_the_web_pages_instant_mode_paints_with_a_saved_model(
     pytest.importorskip("gradio")
     from estilo.web import page
 
-    blocks = page.build(page.JobQueue(page.run_ticket, 1, 1), Limits(), tmp_path, models)
-    ids = {getattr(block, "elem_id", None) for block in blocks.blocks.values()}
-    assert {"instant-model", "instant-photo", "instant-paint", "start"} <= ids
-    blocks.close()
+    for folder in (models, None):  # without --models, the shipped network alone
+        blocks = page.build(page.JobQueue(page.run_ticket, 1, 1), Limits(), tmp_path, folder)
+        ids = {getattr(block, "elem_id", None) for block in blocks.blocks.values()}
+        assert {"instant-model", "instant-photo", "instant-paint", "start"} <= ids
+        blocks.close()
 
 
 def test_export_without_onnx_names_the_extra(

@@ -493,7 +493,8 @@ def _add_serve(commands: argparse._SubParsersAction[Parser]) -> None:
     serve.add_argument(
         "--models",
         metavar="DIR",
-        help="offer the fast-mode model files (estilo train) in DIR as an instant mode",
+        help="offer the fast-mode model files (estilo train) in DIR in the instant mode, "
+        "beside the network shipped with estilo",
     )
     limits = Limits()
     for name, kind, metavar, text in (

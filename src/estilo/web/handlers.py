@@ -405,25 +405,36 @@ MAX_MODELS = 50
 
 
 def list_models(folder: Path | None) -> list[str]:
-    """The fast-mode model files (``*.pt``) directly in ``folder``, by name, at most
-    MAX_MODELS; none without a folder (``estilo serve --models DIR``)."""
+    """The networks shipped with estilo (by name, e.g. ``starry-night``), then the fast-mode
+    model files (``*.pt``) directly in ``folder`` (``estilo serve --models DIR``), by file
+    name, at most MAX_MODELS of them."""
+    from ..fast.model import BUNDLED
+
     if folder is None or not folder.is_dir():
-        return []
-    return sorted(p.name for p in folder.glob("*.pt") if p.is_file())[:MAX_MODELS]
+        return list(BUNDLED)
+    files = sorted(p.name for p in folder.glob("*.pt") if p.is_file())
+    return [*BUNDLED, *files[:MAX_MODELS]]
 
 
 def paint_instant(folder: Path | None, name: str, photo: Any, limits: Limits) -> Any:
-    """The instant mode: paint an uploaded photo with a saved model, its longest side at most
-    ``limits.max_size``; a PIL image.
+    """The instant mode: paint an uploaded photo with a shipped or saved model, its longest
+    side at most ``limits.max_size``; a PIL image.
 
     Raises:
         EstiloError: no such model (only names the folder lists are opened), no photo, a
             broken or oversized photo, a model file that does not load.
     """
     from ..fast import load_model
+    from ..fast.model import BUNDLED
 
-    if folder is None or not name or name not in list_models(folder):
+    if not name or name not in list_models(folder):
         raise ConfigError("choose one of the saved models")
+    # A shipped network by its own path, never by a name the server's folder could shadow.
+    if name in BUNDLED:
+        path = BUNDLED[name]
+    else:
+        assert folder is not None  # list_models lists files only from a folder
+        path = folder / name
     paths = _paths(photo)
     if not paths:
         raise ImageError("upload a photo")
@@ -435,5 +446,5 @@ def paint_instant(folder: Path | None, name: str, photo: Any, limits: Limits) ->
     size = working_size(height, width, config) if max(height, width) > config.size else None
     rgb = loaded.rgb if size is None else resize(loaded.rgb, size)
     alpha = loaded.alpha if size is None or loaded.alpha is None else resize(loaded.alpha, size)
-    model = load_model(folder / name)
+    model = load_model(path)
     return to_pil(model(rgb[None])[0], alpha)

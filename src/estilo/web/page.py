@@ -41,8 +41,8 @@ SHUTDOWN_SECONDS = 60.0
 
 
 def build(queue: JobQueue, limits: Limits, workdir: Path, models: Path | None = None) -> gr.Blocks:
-    """Lay out the page and connect it to the handlers; with ``models``, a folder of
-    fast-mode model files, an instant mode below paints with them."""
+    """Lay out the page and connect it to the handlers; an instant mode below paints with the
+    networks shipped with estilo and, with ``models``, a folder's fast-mode model files."""
     defaults = resolve()
 
     def widget(name: str) -> Any:
@@ -98,8 +98,7 @@ def build(queue: JobQueue, limits: Limits, workdir: Path, models: Path | None = 
                 # The run's secret, held by this page only: Cancel sends it back.
                 token = gr.Textbox(visible=False, elem_id="token")
 
-        if models is not None:
-            _instant(models, limits)
+        _instant(models, limits)
 
         # Gradio passes a dict when the inputs are a set, and injects the request by its type.
         def on_start(data: dict[Any, Any], request: gr.Request) -> Iterator[Any]:
@@ -137,11 +136,12 @@ def build(queue: JobQueue, limits: Limits, workdir: Path, models: Path | None = 
     return page
 
 
-def _instant(models: Path, limits: Limits) -> None:
-    """The instant mode's controls: a saved model, a photo, the picture in one pass."""
+def _instant(models: Path | None, limits: Limits) -> None:
+    """The instant mode's controls: a shipped or saved model, a photo, the picture in one
+    pass."""
     gr.Markdown(
-        "## Instant: a trained network\nA network trained for one style (`estilo train`) "
-        "paints the photo in one pass, in seconds."
+        "## Instant: a trained network\nA network trained for one style (`estilo train`, or "
+        "the one shipped with estilo) paints the photo in one pass, in seconds."
     )
     with gr.Row():
         with gr.Column():
