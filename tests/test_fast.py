@@ -114,6 +114,7 @@ def test_the_network_shipped_with_estilo_paints_by_name(
     photo = tmp_path / "photo.png"
     to_pil(synthetic_content(48, 64)).save(photo)
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "starry-night").mkdir()  # e.g. an earlier run's output folder: not a model
     code, out, err = run_cli(capsys, "apply", "starry-night", str(photo))
     assert code == 0 and "photo-starry-night.png" in out, err
     with Image.open(tmp_path / "photo-starry-night.png") as painted:

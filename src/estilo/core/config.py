@@ -311,7 +311,7 @@ TRAINING_FIELDS = (
 )
 #: Departure: where training's objective leaves the optimiser's defaults. A network paints
 #: every photo with one set of weights, so at the optimiser's style weight it learns the
-#: painting's texture and loses the photo (coarse SSIM 0.21 on held-aside photos, against the
+#: painting's texture and loses the photo (coarse SSIM 0.17-0.21 on held-aside photos, against the
 #: optimiser's 0.72); at 0.003 it keeps the layout (0.65) at the same independent style
 #: distance (BENCHMARKS.md, fast mode).
 TRAINING_DEFAULTS: dict[str, Any] = {"style_weight": 0.003}

@@ -188,12 +188,11 @@ def read_state(path: str | Path, what: str = "model file") -> dict[str, Any]:
 
 
 def bundled(path: str | Path) -> Path:
-    """``path``, or the network shipped with estilo that it names (BUNDLED) when there is no
-    such file: a user's own file of that name comes first."""
+    """``path``, or the network shipped with estilo that it names (BUNDLED). A bare shipped
+    name always means the shipped network, whatever the current folder holds (an output
+    folder of that name, or a planted file); a file of one's own is ``./starry-night``."""
     name = str(path)
-    if name in BUNDLED and not Path(name).exists():
-        return BUNDLED[name]
-    return Path(path)
+    return BUNDLED[name] if name in BUNDLED else Path(path)
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> FastModel:

@@ -23,6 +23,7 @@ from torch import Tensor
 
 from ..core.config import (
     TRAIN_FIELDS,
+    TRAINING_DEFAULTS,
     TRAINING_FIELDS,
     StyleConfig,
     TrainConfig,
@@ -370,8 +371,14 @@ def _resume(ckpt: Path, model: FastModel, optimizer: torch.optim.Optimizer) -> l
         source = model.config if name in TRAINING_FIELDS else model.training
         was = getattr(saved.config if name in TRAINING_FIELDS else saved.training, name)
         if was != getattr(source, name):
+            since = (
+                f" (estilo train's default {name} is {TRAINING_DEFAULTS[name]!r} since 0.1.0; "
+                f"give --{name.replace('_', '-')} {was!r} to resume this one)"
+                if name in TRAINING_DEFAULTS and was != TRAINING_DEFAULTS[name]
+                else ""
+            )
             raise ModelError(
-                f"{label} was trained with {name} = {was!r}, not {getattr(source, name)!r}"
+                f"{label} was trained with {name} = {was!r}, not {getattr(source, name)!r}{since}"
             )
     if saved.steps >= model.training.steps:
         raise ModelError(f"{label} has trained {saved.steps} steps already; ask for more steps")
