@@ -81,7 +81,7 @@ class ModelPainter:
         precision: str = "auto",
     ) -> None:
         self.source = model if isinstance(model, FastModel) else bundled(model)
-        self.model, self.blend, self.precision = as_model(model, device), blend, precision
+        self.model, self.blend, self.precision = as_model(self.source, device), blend, precision
 
     def identity(self) -> list[Any]:
         # A model file stands for its bytes; a model in memory for its weights.

@@ -404,16 +404,22 @@ def preset_values(preset: str) -> list[Any]:
 MAX_MODELS = 50
 
 
-def list_models(folder: Path | None) -> list[str]:
-    """The networks shipped with estilo (by name, e.g. ``starry-night``), then the fast-mode
-    model files (``*.pt``) directly in ``folder`` (``estilo serve --models DIR``), by file
-    name, at most MAX_MODELS of them."""
+def _models(folder: Path | None) -> dict[str, Path]:
+    """The instant mode's menu, name -> file: the networks shipped with estilo (by name, e.g.
+    ``starry-night``, at their package paths, so the folder cannot shadow them), then the
+    fast-mode model files (``*.pt``) directly in ``folder`` (``estilo serve --models DIR``),
+    by file name, at most MAX_MODELS of them."""
     from ..fast.model import BUNDLED
 
     if folder is None or not folder.is_dir():
-        return list(BUNDLED)
-    files = sorted(p.name for p in folder.glob("*.pt") if p.is_file())
-    return [*BUNDLED, *files[:MAX_MODELS]]
+        return dict(BUNDLED)
+    files = sorted(p for p in folder.glob("*.pt") if p.is_file())[:MAX_MODELS]
+    return {**BUNDLED, **{p.name: p for p in files}}
+
+
+def list_models(folder: Path | None) -> list[str]:
+    """The names the instant mode offers (``_models``)."""
+    return list(_models(folder))
 
 
 def paint_instant(folder: Path | None, name: str, photo: Any, limits: Limits) -> Any:
@@ -425,16 +431,10 @@ def paint_instant(folder: Path | None, name: str, photo: Any, limits: Limits) ->
             broken or oversized photo, a model file that does not load.
     """
     from ..fast import load_model
-    from ..fast.model import BUNDLED
 
-    if not name or name not in list_models(folder):
+    path = _models(folder).get(name)  # only what the menu lists is opened
+    if path is None:
         raise ConfigError("choose one of the saved models")
-    # A shipped network by its own path, never by a name the server's folder could shadow.
-    if name in BUNDLED:
-        path = BUNDLED[name]
-    else:
-        assert folder is not None  # list_models lists files only from a folder
-        path = folder / name
     paths = _paths(photo)
     if not paths:
         raise ImageError("upload a photo")
