@@ -48,6 +48,7 @@ def test_public_api_is_pinned() -> None:
         "stylize",
         "stylize_video",
         "train",
+        "training_objective",
     }
     for name in estilo.__all__:
         assert getattr(estilo, name) is not None

@@ -324,3 +324,16 @@ def test_export_without_onnx_names_the_extra(
     with pytest.raises(estilo.EstiloError, match=r"pip install 'estilo\[onnx\]'"):
         estilo.export(trained[0], tmp_path / "model.onnx")
     assert not (tmp_path / "model.onnx").exists()
+
+
+def test_a_config_made_for_the_optimiser_gets_a_notice_when_training() -> None:
+    from estilo.fast.training import optimiser_balance
+
+    notices = optimiser_balance(estilo.resolve(), {})
+    assert len(notices) == len(TRAINING_DEFAULTS), notices
+    assert all("training_objective()" in notice for notice in notices), notices
+    # Training's own config, or the fields given on purpose: nothing to say.
+    assert optimiser_balance(estilo.training_objective(), {}) == []
+    assert optimiser_balance(estilo.resolve(), dict.fromkeys(TRAINING_DEFAULTS)) == []
+    chosen = estilo.resolve(style_weight=0.01, style_loss="meanstd")
+    assert optimiser_balance(chosen, {}) == []

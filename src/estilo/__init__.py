@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .core.config import PRESETS, StyleConfig, resolve
+from .core.config import PRESETS, StyleConfig, resolve, training_objective
 from .errors import ConfigError, EstiloError, ImageError
 
 if TYPE_CHECKING:
@@ -46,6 +46,7 @@ __all__ = [
     "stylize",
     "stylize_video",
     "train",
+    "training_objective",
 ]
 
 _LAZY = {

@@ -263,8 +263,9 @@ def _add_video(commands: argparse._SubParsersAction[Parser]) -> None:
     clip.add_argument(
         "--model",
         metavar="MODEL.pt",
-        help="paint with a network from 'estilo train' (one pass a frame, no styles to give; "
-        "frames blended along the flow unless --temporal-weight 0)",
+        help="paint with a network from 'estilo train', or starry-night (shipped with estilo): "
+        "one pass a frame, no styles to give (frames blended along the flow unless "
+        "--temporal-weight 0)",
     )
     clip.add_argument("--frames", metavar="A:B", help="frames A (from 0) up to B only")
     clip.add_argument(
@@ -454,7 +455,11 @@ def _add_fast(commands: argparse._SubParsersAction[Parser]) -> None:
         "write a trained network as ONNX (needs estilo[onnx])",
         ["estilo export painting.pt -o painting.onnx"],
     )
-    export.add_argument("model", metavar="MODEL.pt", help="a model file from 'estilo train'")
+    export.add_argument(
+        "model",
+        metavar="MODEL.pt",
+        help="a model file from 'estilo train', or starry-night (the network shipped with estilo)",
+    )
     export.add_argument("-o", "--output", metavar="MODEL.onnx", required=True, help="ONNX file")
 
 

@@ -158,6 +158,20 @@ def split_options(
     return config, resolve_training(**{**base, **train_options})
 
 
+def optimiser_balance(config: StyleConfig, overrides: dict[str, Any]) -> list[str]:
+    """Notices for the fields of ``config`` that hold the optimiser's default where training
+    has its own (TRAINING_DEFAULTS) and no override sets them: most likely a config made with
+    ``resolve()`` for ``stylize``, whose style weight loses the photo in a trained network."""
+    optimiser = resolve()
+    return [
+        f"the config's {name} {getattr(config, name)!r} is the optimiser's default; "
+        f"training's is {value!r} (build the config with estilo.training_objective(), or "
+        f"give {name}= to keep this one)"
+        for name, value in TRAINING_DEFAULTS.items()
+        if name not in overrides and getattr(config, name) == getattr(optimiser, name) != value
+    ]
+
+
 def train(
     style: ImageSource | Sequence[ImageSource],
     photos: str | Path,
@@ -178,7 +192,9 @@ def train(
         style: one image source (as ``estilo.stylize`` takes), or a list of them to blend.
         photos: a folder of JPEG and PNG photos (searched recursively) to train on.
         output: the model file; its checkpoint is kept beside it (``model.pt.ckpt``).
-        config: the objective (TRAINING_FIELDS of a StyleConfig; default: training_objective()).
+        config: the objective (TRAINING_FIELDS of a StyleConfig; default:
+            ``training_objective()``, whose style weight is training's own; a config holding
+            the optimiser's default for it gets a notice, see ``optimiser_balance``).
         training: steps, batch size, crop, width, learning rate, checkpoints.
         style_weights: one blend weight per style (normalised to sum 1).
         resume: carry on from the checkpoint beside ``output``, made with the same styles and
@@ -194,6 +210,9 @@ def train(
             written, a checkpoint that is missing, foreign or made with other options.
     """
     notify = notify or log.warning
+    if config is not None:
+        for notice in optimiser_balance(config, overrides):
+            notify(notice)
     config, training = split_options(config, training, overrides)
     output = Path(output)
     _check_output(output)

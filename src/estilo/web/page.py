@@ -145,7 +145,10 @@ def _instant(models: Path | None, limits: Limits) -> None:
     )
     with gr.Row():
         with gr.Column():
-            choice = gr.Dropdown(list_models(models), label="Model", elem_id="instant-model")
+            names = list_models(models)  # the shipped network first: chosen until changed
+            choice = gr.Dropdown(
+                names, value=names[0] if names else None, label="Model", elem_id="instant-model"
+            )
             photo = gr.File(label="Photo", file_types=["image"], elem_id="instant-photo")
             paint = gr.Button("Paint", variant="primary", elem_id="instant-paint")
         with gr.Column():
