@@ -121,8 +121,10 @@ def estimate(
             styles = [(min(h, side), min(w, side)) for h, w in style_sizes]  # tiled, summed
     saved, largest = _feature_bytes(window, config, element, recompute)
     pixels = 3 * size[0] * size[1] * 4
-    # The optimiser's buffers, and the best, previous and averaged images the loop keeps.
-    images = (OPTIMIZERS[config.optimizer].buffers + 3 + extra) * pixels
+    # The optimiser's buffers, and the best and previous images the loop keeps (and the
+    # moving average, with ema).
+    loop = 2 + (1 if config.ema else 0)
+    images = (OPTIMIZERS[config.optimizer].buffers + loop + extra) * pixels
     # A content target is 1/stride² the image's positions; stride = min_input_size of its layer.
     targets = sum(
         layer_channels(n) * size[0] * size[1] * 4 // min_input_size([n]) ** 2

@@ -233,11 +233,15 @@ class _Run:
         # The optimiser sees ``param`` = image x scale; see OptimizerInfo.pixel_scale. A
         # checkpoint keeps ``param`` itself: image x 255 / 255 is not always the same float.
         # A contiguous copy: a resized 1x1 image can come back with strides L-BFGS's view()
-        # rejects, and the steps must not write into the checkpoint's tensor.
-        pixels = loop.get("param")
-        if not (isinstance(pixels, Tensor) and pixels.shape == image.shape):
-            pixels = image * scale
-        param = pixels.to(image).clone(memory_format=torch.contiguous_format).requires_grad_(True)
+        # rejects, and the steps must not write into the checkpoint's tensor. Made in place:
+        # at print sizes every image-sized temporary held through the scale is a gigabyte.
+        saved = loop.get("param")
+        param = torch.empty_like(image, memory_format=torch.contiguous_format)
+        if isinstance(saved, Tensor) and saved.shape == image.shape:
+            param.copy_(saved)
+        else:
+            param.copy_(image).mul_(scale)
+        param.requires_grad_(True)
         optimizer = self.info.load()([param], config)
         warm_start(optimizer, param, self.carried)
         done = len(self.history)
@@ -252,6 +256,8 @@ class _Run:
             rng = loop.get("rng")
             if isinstance(rng, Tensor) and rng.dtype == torch.uint8:
                 torch.set_rng_state(rng)
+        # From here _Best holds the starting image, and lets it go once a better one comes.
+        del image, saved
         # The first scale runs config.iterations, later ones config.refine_iterations.
         steps = config.iterations if index == 1 else config.refine_iterations
         parts: dict[str, Tensor] = {}
