@@ -91,10 +91,15 @@ def test_the_tiled_gradient_is_the_untiled_one_for_summed_statistics(
     assert relative_error(tiled_grad, grad) < (1e-3 if style_loss == "wasserstein" else 1e-5)
 
 
-def test_the_tiled_gradient_is_exact_with_masks_and_the_default_layers(weights: Weights) -> None:
-    (loss, grad), (tiled_loss, tiled_grad) = gradients(weights, 32, masked=True)
+@pytest.mark.parametrize("style_loss", ["gram", "wasserstein"])
+def test_the_tiled_gradient_is_exact_with_masks_and_the_default_layers(
+    weights: Weights, style_loss: str
+) -> None:
+    (loss, grad), (tiled_loss, tiled_grad) = gradients(
+        weights, 32, masked=True, style_loss=style_loss
+    )
     assert tiled_loss == pytest.approx(loss, rel=1e-5)
-    assert relative_error(tiled_grad, grad) < 1e-5
+    assert relative_error(tiled_grad, grad) < (1e-3 if style_loss == "wasserstein" else 1e-5)
 
 
 def test_a_margin_short_of_the_receptive_field_breaks_the_gradient(
@@ -149,9 +154,18 @@ def run(weights: Weights, tile: str, **options: object) -> torch.Tensor:
     return result.image
 
 
-def test_a_tiled_run_gives_the_untiled_runs_picture(weights: Weights) -> None:
-    whole, tiled_image = run(weights, "off", **SHALLOW), run(weights, "32", **SHALLOW)
-    assert float((tiled_image - whole).abs().max()) < 1e-3
+@pytest.mark.parametrize("style_loss", ["gram", "wasserstein"])
+def test_a_tiled_run_gives_the_untiled_runs_picture(weights: Weights, style_loss: str) -> None:
+    options = {**SHALLOW, "style_loss": style_loss}
+    whole, tiled_image = run(weights, "off", **options), run(weights, "32", **options)
+    difference = (tiled_image - whole).abs()
+    if style_loss == "gram":  # exact to float32 rounding
+        assert float(difference.max()) < 1e-3
+    else:
+        # Gradients agree to 4e-4 (above); Adam's steps are the gradient's sign where it is
+        # near zero, so a few pixels part by a step or two, the picture as a whole does not.
+        assert float(difference.mean()) < 1e-3
+        assert float((difference > 1e-2).float().mean()) < 0.01
     assert float((whole - synthetic_content(96, 96)).abs().mean()) > 1e-3  # it did change
 
 

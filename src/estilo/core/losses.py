@@ -91,6 +91,8 @@ class StyleStatistic:
     one grid and stacked per position (hypercolumns; the objective builds them). ``views``: the
     images the style's target is computed from, their positions pooled (e.g. rotated copies).
     ``prepare``: how the style's features become the target, when not as ``represent`` does.
+    ``settle``: what ``distance`` needs of the target alone, added to it once when the target is
+    made rather than at every evaluation (wasserstein's matrix square root).
     ``moments``: for a statistic that is a function of sums over positions, that function of
     the weighted first and second moments Σ w_k f_k (C,) and Σ w_k f_k f_kᵀ (C, C); it lets a
     tiled run (``core/tiled.py``) add the sums up tile by tile and match the whole image's
@@ -103,10 +105,16 @@ class StyleStatistic:
     views: Callable[[Tensor], list[Tensor]] = itself
     prepare: Callable[[Tensor], Stat] | None = None
     moments: Callable[[Tensor, Tensor], Stat] | None = None
+    settle: Callable[[Stat], Stat] | None = None
 
     def target(self, features: Tensor) -> Stat:
         """The style's side of ``distance``, from its features (C, M)."""
-        return self.represent(features, None) if self.prepare is None else self.prepare(features)
+        stat = self.represent(features, None) if self.prepare is None else self.prepare(features)
+        return self.settled(stat)
+
+    def settled(self, stat: Stat) -> Stat:
+        """A style's statistic made a target: with what ``settle`` adds, if anything."""
+        return stat if self.settle is None else self.settle(stat)
 
 
 def _average_products(left: Tensor, right: Tensor, weights: Tensor | None) -> Tensor:
@@ -246,6 +254,17 @@ def psd_sqrt(matrix: Tensor) -> Tensor:
 W2_RIDGE = 1e-2
 
 
+def wasserstein_target(stat: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    """The style's mean and covariance as wasserstein_distance takes them: the covariance with
+    its ridge, that ridge, and the covariance's square root (an eigendecomposition in float64:
+    tens of milliseconds a layer, once per run instead of at every evaluation)."""
+    mean_t, cov_t = stat[0], stat[1]
+    n = mean_t.shape[0]
+    ridge = W2_RIDGE * cov_t.trace().detach() / n
+    cov_t = cov_t + ridge * torch.eye(n, dtype=cov_t.dtype, device=cov_t.device)
+    return mean_t, cov_t, psd_sqrt(cov_t.double()).to(cov_t.dtype), ridge
+
+
 def wasserstein_distance(stat: tuple[Tensor, ...], target: tuple[Tensor, ...]) -> Tensor:
     """Squared 2-Wasserstein distance between Gaussians fitted to the features, per channel:
     ‖μ_x − μ_s‖² + tr(Σ_x + Σ_s − 2 (Σ_s^½ Σ_x Σ_s^½)^½), divided by N.
@@ -255,13 +274,12 @@ def wasserstein_distance(stat: tuple[Tensor, ...], target: tuple[Tensor, ...]) -
     eigenvalues repeat, so this is differentiable without a custom backward. Deep layers have
     fewer positions than channels, so the covariances are singular and 1/(2√λ) would explode
     at λ → 0; a ridge ε·I on both covariances (ε = 1% of the style's mean variance, the role of
-    crowsonkb's eps) keeps every λ ≥ ε² and the distance still 0 exactly at the target."""
+    crowsonkb's eps) keeps every λ ≥ ε² and the distance still 0 exactly at the target.
+    ``target`` comes from :func:`wasserstein_target`, with the ridge and root already made."""
     mean, cov = stat[0], stat[1]
-    mean_t, cov_t = target[0], target[1]
+    mean_t, cov_t, root_t, ridge = target
     n = mean.shape[0]
-    ridge = W2_RIDGE * cov_t.trace().detach() / n * torch.eye(n, dtype=cov.dtype, device=cov.device)
-    cov, cov_t = cov + ridge, cov_t + ridge
-    root_t = psd_sqrt(cov_t.double()).to(cov.dtype)
+    cov = cov + ridge * torch.eye(n, dtype=cov.dtype, device=cov.device)
     middle = root_t @ cov @ root_t
     eigenvalues = torch.linalg.eigvalsh((middle + middle.T) / 2)
     cross = eigenvalues.clamp_min(0).sqrt().sum()
@@ -365,7 +383,10 @@ mmd_poly_loss = StyleStatistic(mmd_poly_represent, mmd_poly_distance, moments=mo
 mmd_gaussian_loss = StyleStatistic(mmd_gaussian_represent, mmd_gaussian_distance)
 meanstd_loss = StyleStatistic(mean_and_std, meanstd_distance, moments=moments_mean_and_std)
 wasserstein_loss = StyleStatistic(
-    mean_and_covariance, wasserstein_distance, moments=moments_mean_and_covariance
+    mean_and_covariance,
+    wasserstein_distance,
+    moments=moments_mean_and_covariance,
+    settle=wasserstein_target,
 )
 sliced_wasserstein_loss = StyleStatistic(positions, sliced_wasserstein_distance)
 nnst_loss = StyleStatistic(

@@ -127,7 +127,7 @@ class TiledObjective(Objective):
                     (a + x, b + y, n + m) for (a, b, n), (x, y, m) in zip(sums, shares, strict=True)
                 ]
             )
-        return [_as_float(moments(a / n, b / n)) for a, b, n in sums]
+        return [self.statistic.settled(_as_float(moments(a / n, b / n))) for a, b, n in sums]
 
     def _tile_moments(self, feats: dict[str, Tensor], tile: Tile) -> Moments:
         """The tile's share of each (style layer, masked style or None) pair's moments."""
