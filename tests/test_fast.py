@@ -312,9 +312,15 @@ def test_the_web_pages_instant_mode_paints_with_a_saved_model(
 
     for folder in (models, None):  # without --models, the shipped network alone
         blocks = page.build(page.JobQueue(page.run_ticket, 1, 1), Limits(), tmp_path, folder)
-        ids = {getattr(block, "elem_id", None) for block in blocks.blocks.values()}
-        assert {"instant-model", "instant-photo", "instant-paint", "start"} <= ids
+        by_id = {getattr(block, "elem_id", None): block for block in blocks.blocks.values()}
+        assert {"instant-model", "instant-photo", "instant-paint", "start"} <= set(by_id)
+        assert by_id["instant-model"].value == "starry-night"  # chosen until changed
         blocks.close()
+    # --no-instant: the page without it.
+    blocks = page.build(page.JobQueue(page.run_ticket, 1, 1), Limits(), tmp_path, None, False)
+    ids = {getattr(block, "elem_id", None) for block in blocks.blocks.values()}
+    assert "start" in ids and "instant-model" not in ids
+    blocks.close()
 
 
 def test_export_without_onnx_names_the_extra(

@@ -496,6 +496,8 @@ def test_disk_is_bounded_busy_answers_leave_nothing_and_closed_pages_are_cleaned
         (["serve", "--host", "192.168.1.5", "--port", "0"], "give --auth USER:PASS"),
         (["serve", "--auth", "nopassword"], "--auth must be USER:PASS"),
         (["serve", "--max-styles", "0"], "must be positive"),
+        (["serve", "--models", "no-such-folder"], "is not a folder"),
+        (["serve", "--models", ".", "--no-instant"], "which --no-instant removes"),
     ],
 )
 def test_serve_refuses_an_exposed_host_without_auth(

@@ -501,6 +501,12 @@ def _add_serve(commands: argparse._SubParsersAction[Parser]) -> None:
         help="offer the fast-mode model files (estilo train) in DIR in the instant mode, "
         "beside the network shipped with estilo",
     )
+    serve.add_argument(
+        "--no-instant",
+        dest="instant",
+        action="store_false",
+        help="leave the instant mode (trained networks) off the page",
+    )
     limits = Limits()
     for name, kind, metavar, text in (
         ("max_upload_mb", float, "MB", "largest upload"),
@@ -992,6 +998,8 @@ def serve_command(args: argparse.Namespace) -> int:
     models = Path(args.models) if args.models else None
     if models is not None and not models.is_dir():
         raise EstiloError(f"--models {args.models!r} is not a folder")
+    if models is not None and not args.instant:
+        raise EstiloError("--models offers models in the instant mode, which --no-instant removes")
     check_port(args.host, args.port)
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read when Gradio is first imported
     try:
@@ -999,7 +1007,7 @@ def serve_command(args: argparse.Namespace) -> int:
     except ModuleNotFoundError:
         raise EstiloError("the web UI needs Gradio: pip install 'estilo[web]'") from None
     print(f"estilo: serving on http://{args.host}:{args.port} (Ctrl-C stops)", flush=True)
-    serve(args.host, args.port, limits, auth=auth, models=models)
+    serve(args.host, args.port, limits, auth=auth, models=models, instant=args.instant)
     return 0
 
 

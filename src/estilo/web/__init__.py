@@ -20,6 +20,7 @@ def serve(
     block: bool = True,
     auth: tuple[str, str] | None = None,
     models: Path | None = None,
+    instant: bool = True,
 ) -> Any:
     """Serve the page (see ``page.serve``); a clear error when Gradio is not installed."""
     # Set before Gradio is first imported: it reads this at import time.
@@ -30,4 +31,4 @@ def serve(
         if exc.name and exc.name.split(".")[0] == "gradio":
             raise EstiloError("the web UI needs Gradio: pip install 'estilo[web]'") from None
         raise
-    return page.serve(host, port, limits, block=block, auth=auth, models=models)
+    return page.serve(host, port, limits, block=block, auth=auth, models=models, instant=instant)

@@ -40,9 +40,16 @@ log = logging.getLogger(__name__)
 SHUTDOWN_SECONDS = 60.0
 
 
-def build(queue: JobQueue, limits: Limits, workdir: Path, models: Path | None = None) -> gr.Blocks:
-    """Lay out the page and connect it to the handlers; an instant mode below paints with the
-    networks shipped with estilo and, with ``models``, a folder's fast-mode model files."""
+def build(
+    queue: JobQueue,
+    limits: Limits,
+    workdir: Path,
+    models: Path | None = None,
+    instant: bool = True,
+) -> gr.Blocks:
+    """Lay out the page and connect it to the handlers; with ``instant``, an instant mode below
+    paints with the networks shipped with estilo and, with ``models``, a folder's fast-mode
+    model files."""
     defaults = resolve()
 
     def widget(name: str) -> Any:
@@ -98,7 +105,8 @@ def build(queue: JobQueue, limits: Limits, workdir: Path, models: Path | None = 
                 # The run's secret, held by this page only: Cancel sends it back.
                 token = gr.Textbox(visible=False, elem_id="token")
 
-        _instant(models, limits)
+        if instant:
+            _instant(models, limits)
 
         # Gradio passes a dict when the inputs are a set, and injects the request by its type.
         def on_start(data: dict[Any, Any], request: gr.Request) -> Iterator[Any]:
@@ -189,6 +197,7 @@ def serve(
     block: bool = True,
     auth: tuple[str, str] | None = None,
     models: Path | None = None,
+    instant: bool = True,
 ) -> tuple[gr.Blocks, JobQueue]:
     """Start the server; with ``block`` serve until Ctrl-C (or SIGTERM), then shut down and
     delete every file the server made."""
@@ -197,7 +206,7 @@ def serve(
     # disk budget, aged out by delete_cache and removed at exit.
     os.environ.setdefault("GRADIO_TEMP_DIR", str(workdir / "gradio"))
     queue = JobQueue(run_ticket, limits.max_waiting, limits.max_per_client)
-    page = build(queue, limits, workdir, models)
+    page = build(queue, limits, workdir, models, instant)
     page.queue(default_concurrency_limit=None)
     page.launch(
         auth=auth,
