@@ -32,7 +32,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
     parser.add_argument("--iterations", type=int, help="one scale of N iterations per size")
-    parser.add_argument("--style-loss", default=resolve().style_loss, help="default: the default")
+    parser.add_argument(
+        "--style-loss", default=resolve().style_loss, help="default: estilo's default loss"
+    )
     parser.add_argument("--compare-at", type=int, help="also measure every picture at PX px")
     args = parser.parse_args()
     fixed = {} if args.iterations is None else {"iterations": args.iterations, "scales": 1}

@@ -161,7 +161,7 @@ def split_options(
 def optimiser_balance(config: StyleConfig, overrides: dict[str, Any]) -> list[str]:
     """Notices for the fields of ``config`` that hold the optimiser's default where training
     has its own (TRAINING_DEFAULTS) and no override sets them: most likely a config made with
-    ``resolve()`` for ``stylize``, whose style weight loses the photo in a trained network."""
+    ``resolve()`` for ``stylize``, whose balance loses the photo in a trained network."""
     optimiser = resolve()
     return [
         f"the config's {name} {getattr(config, name)!r} is the optimiser's default; "
@@ -193,8 +193,8 @@ def train(
         photos: a folder of JPEG and PNG photos (searched recursively) to train on.
         output: the model file; its checkpoint is kept beside it (``model.pt.ckpt``).
         config: the objective (TRAINING_FIELDS of a StyleConfig; default:
-            ``training_objective()``, whose style weight is training's own; a config holding
-            the optimiser's default for it gets a notice, see ``optimiser_balance``).
+            ``training_objective()``, with training's own TRAINING_DEFAULTS; a config holding
+            the optimiser's defaults for them gets a notice, see ``optimiser_balance``).
         training: steps, batch size, crop, width, learning rate, checkpoints.
         style_weights: one blend weight per style (normalised to sum 1).
         resume: carry on from the checkpoint beside ``output``, made with the same styles and
