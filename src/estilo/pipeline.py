@@ -32,6 +32,7 @@ from .core.config import INIT_MODES, StyleConfig, fit_print, print_pixels, resol
 # Re-exported (``as``): the front ends, web, experiments, video and fast mode, reach the core
 # through this module.
 from .core.device import autocast_dtype as autocast_dtype
+from .core.device import inference_dtype as inference_dtype
 from .core.device import pick_device as pick_device
 from .core.inputs import PixelTerm as PixelTerm
 from .core.inputs import RunInputs as RunInputs
@@ -48,6 +49,7 @@ from .core.records import Result
 from .core.records import Status as Status
 from .core.stylize import stylize as optimise
 from .core.transformer import TransformerNet as TransformerNet
+from .core.transformer import computing_in as computing_in
 from .core.transformer import paint_tiled as paint_tiled
 from .core.vgg import VGG19Features as VGG19Features
 from .core.vgg import Weights, file_sha256, load_weights

@@ -8,7 +8,6 @@ the weights fit a network of the recorded width; each problem is one line naming
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import io
@@ -31,7 +30,13 @@ from ..errors import EstiloError
 from ..files import atomic_write, read_regular
 from ..image import color
 from ..image.samples import SAMPLES
-from ..pipeline import TransformerNet, autocast_dtype, paint_tiled, pick_device
+from ..pipeline import (
+    TransformerNet,
+    computing_in,
+    inference_dtype,
+    paint_tiled,
+    pick_device,
+)
 
 #: What the file says it is, and the layout of its contents (raise on any change to them).
 MODEL_KIND = "estilo-fast-model"
@@ -74,24 +79,19 @@ class FastModel:
     version: str = __version__
 
     def __call__(self, images: Tensor, tile: int = TILE, precision: str = "auto") -> Tensor:
-        """The painted ``images``. ``precision``: float32; bfloat16 (autocast in channels-last
-        layout); auto: bfloat16 on a CUDA GPU that has it, float32 elsewhere, as for the
-        optimiser. On a CPU with AVX512-BF16, bfloat16 paints 1.3-2x faster (BENCHMARKS.md)."""
+        """The painted ``images``. ``precision``: float32; bfloat16 (the network's weights and
+        activations; the colour steps stay float32); auto: bfloat16 on a CUDA GPU that has it
+        and on a CPU with native bfloat16 instructions, float32 elsewhere (``inference_dtype``;
+        on a 2-core AVX512-BF16 CPU 2.5x faster, the picture within 0.002 on average)."""
         device = next(self.net.parameters()).device
-        dtype = autocast_dtype(resolve(precision=precision), device)  # checks the name
-        # oneDNN's bfloat16 convolutions are fast in channels-last; float32 ones are slower in
-        # it on a CPU (BENCHMARKS.md, apply by backend), so the layout follows the precision.
-        layout = torch.contiguous_format if dtype is None else torch.channels_last
-        self.net.eval().to(memory_format=layout)  # type: ignore[call-overload]  # stub lacks it
-        autocast = contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype)
+        resolve(precision=precision)  # checks the name
+        paint = computing_in(self.net, inference_dtype(precision, device))
         with torch.inference_mode():
             x = images.to(device, torch.float32)
             luminance = self.config.preserve_colors == "luminance"
             if luminance:  # trained on luma: paint the luma, put the photo's chroma back
                 x = torch.stack([color.luminance(one) for one in x])
-            with autocast:  # the network only: the colour steps stay float32
-                out = paint_tiled(self.net, x.contiguous(memory_format=layout), tile)
-            out = out.float().clamp(0, 1)
+            out = paint_tiled(paint, x, tile).clamp(0, 1)
             if luminance:
                 out = torch.stack(
                     [
