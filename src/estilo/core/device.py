@@ -44,7 +44,7 @@ def inference_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 
     Unlike the optimiser's (``autocast_dtype``), auto picks bfloat16 on such a CPU: a forward
     pass has no gradients to amplify the rounding, and on a trained network the picture moved
-    by 0.0016 on average (0.014 at most) with the same grain, 2.5x faster (BENCHMARKS.md, fast
+    by 0.0016 on average (0.015 at most) with the same grain, 2.3x faster (BENCHMARKS.md, fast
     mode). Where bfloat16 would be emulated it is slower, so auto stays float32 there."""
     if precision != "auto":
         return torch.bfloat16 if precision == "bfloat16" else None

@@ -82,7 +82,7 @@ class FastModel:
         """The painted ``images``. ``precision``: float32; bfloat16 (the network's weights and
         activations; the colour steps stay float32); auto: bfloat16 on a CUDA GPU that has it
         and on a CPU with native bfloat16 instructions, float32 elsewhere (``inference_dtype``;
-        on a 2-core AVX512-BF16 CPU 2.5x faster, the picture within 0.002 on average)."""
+        on a 2-core AVX512-BF16 CPU 2.3x faster, the picture within 0.002 on average)."""
         device = next(self.net.parameters()).device
         resolve(precision=precision)  # checks the name
         paint = computing_in(self.net, inference_dtype(precision, device))
