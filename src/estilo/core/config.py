@@ -221,7 +221,8 @@ class StyleConfig:
     precision: str = _opt(
         "auto",
         "VGG19 arithmetic: float32, or bfloat16 autocast with the losses in float32 "
-        "(auto: bfloat16 on a CUDA GPU that has it, float32 elsewhere)",
+        "(auto: bfloat16 on a CUDA GPU that has it, float32 elsewhere; a trained network's, "
+        "with --model: bfloat16 also on a CPU that has it in hardware)",
         "device",
         choices=PRECISIONS,
     )
