@@ -29,12 +29,11 @@ def autocast_dtype(config: StyleConfig, device: torch.device) -> torch.dtype | N
     output's distances within float32's own run-to-run spread (BENCHMARKS.md). On a CPU with
     AVX512-BF16 it was 1.6x faster, but the independent yardstick (``estilo.quality``) saw the
     picture change: on one benchmark pair the photo's layout was lost (coarse SSIM 0.36 against
-    float32's 0.51), so the CPU default stays float32 and bfloat16 is opt-in there."""
-    if config.precision != "auto":
-        return torch.bfloat16 if config.precision == "bfloat16" else None
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-    return None
+    float32's 0.51), so the CPU default stays float32 and bfloat16 is opt-in there. Otherwise
+    the same rule as a trained network's (``inference_dtype``)."""
+    if config.precision == "auto" and device.type == "cpu":
+        return None
+    return inference_dtype(config.precision, device)
 
 
 def inference_dtype(precision: str, device: torch.device) -> torch.dtype | None:
