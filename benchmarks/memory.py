@@ -7,7 +7,8 @@ resident set (``estilo.core.memory.peak_resident``) and, on CUDA, the peak alloc
 
     python benchmarks/memory.py --sizes 256 512 1024 2048
     python benchmarks/memory.py --sizes 512 1024 --optimizer adam --recompute on
-    python benchmarks/memory.py --sizes 2048 4096 8192 --optimizer adam --tile 512
+    python benchmarks/memory.py --sizes 2048 4096 8192 --optimizer adam --tile 256 \
+        --iterations 1 --style-scale 0.5 --skip-final
 
 With ``--tile`` the run is tiled (issue 14): for a fixed tile the peak should stay flat but for
 the image-sized buffers, and the seconds per iteration grow with the pixels.
@@ -28,13 +29,19 @@ from estilo.core.memory import peak_resident
 from estilo.core.stylize import stylize
 from estilo.pipeline import cached_weights
 size, iterations, optimizer, recompute, tile = int(sys.argv[1]), int(sys.argv[2]), *sys.argv[3:6]
+side, skip_final = round(size * float(sys.argv[6])), sys.argv[7] == "1"
 weights = cached_weights("")
 g = torch.Generator().manual_seed(0)
-image, style = (torch.rand(1, 3, size, size, generator=g) for _ in range(2))
+image, style = torch.rand(1, 3, size, size, generator=g), torch.rand(1, 3, side, side, generator=g)
 config = resolve(size=size, iterations=iterations, scales=1, optimizer=optimizer,
                  recompute=recompute, tile=tile, log_every=0, tolerance=0)
 resident = int(open("/proc/self/statm").read().split()[1]) * 4096
-result = stylize(RunInputs.make(image, style), config, weights=weights)
+seconds = []
+def callback(step):
+    seconds.append(step.seconds)
+    if skip_final and step.iteration == iterations:
+        raise KeyboardInterrupt  # ends the run without its final no-gradient evaluation
+result = stylize(RunInputs.make(image, style), config, weights=weights, callback=callback)
 cuda = torch.cuda.is_available()
 print(json.dumps({
     "rss_mib": peak_resident() / 2**20,
@@ -42,7 +49,8 @@ print(json.dumps({
     "estimate_mib": (result.memory.estimate + (0 if cuda else resident)) / 2**20,
     "recompute": result.memory.recompute,
     "tile": result.memory.tile,
-    "seconds_per_iteration": result.seconds / iterations}))
+    "seconds_per_iteration": result.seconds / iterations,
+    "last_iteration_seconds": seconds[-1] - seconds[-2] if len(seconds) > 1 else None}))
 """
 
 
@@ -53,12 +61,21 @@ def main() -> None:
     parser.add_argument("--optimizer", default="lbfgs")
     parser.add_argument("--recompute", default="auto", choices=["auto", "on", "off"])
     parser.add_argument("--tile", default="auto", help="auto, off or a tile size in pixels")
+    parser.add_argument(
+        "--style-scale", type=float, default=1.0, help="the style image's side over the size's"
+    )
+    parser.add_argument(
+        "--skip-final",
+        action="store_true",
+        help="end after the last iteration without the loop's final no-gradient evaluation "
+        "(at 8192 px it costs over half an iteration, and its peak is lower)",
+    )
     args = parser.parse_args()
     print(
         "| size (square) | estimate MiB | peak RSS MiB | peak GPU MiB | estimate/peak "
-        "| recompute | tile | s/iteration (incl. set-up) |"
+        "| recompute | tile | s/iteration (incl. set-up) | s, last iteration |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for size in args.sizes:
         done = subprocess.run(
             [
@@ -70,21 +87,24 @@ def main() -> None:
                 args.optimizer,
                 args.recompute,
                 args.tile,
+                str(args.style_scale),
+                "1" if args.skip_final else "0",
             ],
             capture_output=True,
             text=True,
         )
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
-            print(f"| {size} | failed: {last[:80]} | | | | | | |")
+            print(f"| {size} | failed: {last[:80]} | | | | | | | |")
             continue
         row = json.loads(done.stdout.strip().splitlines()[-1])
         peak = row["gpu_mib"] if row["gpu_mib"] is not None else row["rss_mib"]
         gpu = "" if row["gpu_mib"] is None else f"{row['gpu_mib']:.0f}"
+        last = row["last_iteration_seconds"]
         print(
             f"| {size} | {row['estimate_mib']:.0f} | {row['rss_mib']:.0f} | {gpu} "
             f"| {row['estimate_mib'] / peak:.2f} | {row['recompute']} | {row['tile'] or 'off'} "
-            f"| {row['seconds_per_iteration']:.2f} |",
+            f"| {row['seconds_per_iteration']:.2f} | {'' if last is None else f'{last:.1f}'} |",
             flush=True,
         )
 

@@ -119,10 +119,18 @@ def test_best_image_is_the_final_one_when_loss_keeps_falling(
     content: torch.Tensor, style: torch.Tensor, weights: Weights
 ) -> None:
     # gram: its loss falls at every one of these steps (L-BFGS overshoots once with wasserstein).
-    result = run(content, style, weights, iterations=6, style_loss="gram")
+    shown: list[Iterate] = []
+    config = resolve(**SMALL, iterations=6, style_loss="gram")
+    inputs = RunInputs.make(content[None], style[None])
+    result = stylize(inputs, config, weights=weights, callback=shown.append)
     losses = [record.loss for record in result.history]
     assert losses == sorted(losses, reverse=True)
     assert result.best_iteration == 6
+    # The best image is kept as a 16-bit PNG's values: the last picture to within half a step.
+    last = shown[-1].image
+    assert not torch.equal(result.image, last)
+    assert (result.image - last).abs().max() <= 0.5 / 65535 + 1e-7
+    assert torch.equal((result.image * 65535).round() / 65535, result.image)
 
 
 def test_style_layer_weighting() -> None:

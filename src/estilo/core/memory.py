@@ -121,14 +121,20 @@ def estimate(
             styles = [(min(h, side), min(w, side)) for h, w in style_sizes]  # tiled, summed
     saved, largest = _feature_bytes(window, config, element, recompute)
     pixels = 3 * size[0] * size[1] * 4
-    # The optimiser's buffers, and the best and previous images the loop keeps (and the
-    # moving average, with ema).
-    loop = 2 + (1 if config.ema else 0)
+    # The optimiser's buffers, and the best image the loop keeps (and the moving average, with
+    # ema).
+    loop = 1 + (1 if config.ema else 0)
     images = (OPTIMIZERS[config.optimizer].buffers + loop + extra) * pixels
     # A content target is 1/stride² the image's positions; stride = min_input_size of its layer.
-    targets = sum(
-        layer_channels(n) * size[0] * size[1] * 4 // min_input_size([n]) ** 2
-        for n in config.content_layers
+    # In tiles (make_objective: an image larger than the tile) none is held: each tile
+    # recomputes its own.
+    targets = (
+        0
+        if tile is not None and max(size) > tile
+        else sum(
+            layer_channels(n) * size[0] * size[1] * 4 // min_input_size([n]) ** 2
+            for n in config.content_layers
+        )
     )
     style_pass = max(2 * _feature_bytes(s, config, element, False)[1] for s in styles)
     weights = _weight_bytes(layers) * (3 if autocast else 2) // 2

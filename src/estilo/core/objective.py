@@ -139,8 +139,15 @@ class Objective:
         self.content_weight = config.content_weight * content_info.weight
         self.content_term = content_info.load()
         with torch.no_grad():
-            self.content = self.content_term(self.content_features(inputs.content))
+            self.content = self.content_targets(inputs.content)
             self.style_targets = [self.style_target(style) for style in inputs.styles]
+
+    def content_targets(self, content: Tensor) -> FeatureContent | SelfSimilarityContent:
+        """The content term, holding the photo's features."""
+        term: FeatureContent | SelfSimilarityContent = self.content_term(
+            self.content_features(content)
+        )
+        return term
 
     def content_features(self, content: Tensor) -> dict[str, Tensor]:
         """The content layers' feature maps of the content image(s), (B, C, H', W') each."""

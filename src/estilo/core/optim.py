@@ -19,7 +19,12 @@ KERAS_EPSILON = 1e-7
 
 def build_adam(params: list[Tensor], config: StyleConfig) -> torch.optim.Optimizer:
     betas = (config.adam_beta1, config.adam_beta2)
-    return torch.optim.Adam(params, lr=config.learning_rate, betas=betas, eps=config.adam_eps)
+    # The fused kernel updates the moments and pixels in one pass; the default CPU path builds
+    # two image-sized temporaries for the denominator, 1.5 GiB at 8192 px (and it is 3x slower).
+    fused = all(p.device.type in ("cpu", "cuda") for p in params)
+    return torch.optim.Adam(
+        params, lr=config.learning_rate, betas=betas, eps=config.adam_eps, fused=fused
+    )
 
 
 def build_adamax(params: list[Tensor], config: StyleConfig) -> torch.optim.Optimizer:

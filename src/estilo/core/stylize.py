@@ -128,47 +128,79 @@ def initial_image(inputs: RunInputs, config: StyleConfig) -> Tensor:
     return content.clone()
 
 
+#: Rows packed at a time: bounds the float32 temporary of packing to a slice of the image.
+PACK_ROWS = 256
+
+
 class _Best:
-    """Tracks the lowest-loss image and how many steps it had taken. The loss of an image is
-    known only after the optimiser has stepped away from it, so the pre-step image is kept
-    (``previous``) until its loss arrives."""
+    """Tracks the lowest-loss image and how many steps it had taken.
+
+    The loss of an image is known when the closure has evaluated it, before the optimiser steps
+    away from it, so the closure offers the image then, and it is kept only when it is the best
+    so far: no second copy of the image before every step. It is kept as 16-bit integers,
+    pixel x 65535, the values a 16-bit PNG stores (so nothing an output can show is lost), in
+    half a float32 image's memory: at 8192 px that is 384 MiB instead of 768, and 768 less than
+    the best-and-previous pair this replaced. The starting image (or a checkpoint's best) is the
+    best until the first offer."""
 
     def __init__(self, image: Tensor, iteration: int = 0) -> None:
-        self.previous = self.best = image
+        self.packed = _pack(image)
         self.loss = math.inf
         self.iteration = iteration
 
-    def offer(self, loss: float, iteration: int) -> None:
-        if loss < self.loss:
-            self.loss, self.iteration, self.best = loss, iteration, self.previous
+    @property
+    def best(self) -> Tensor:
+        """The best image as float32 pixels on [0, 1]."""
+        return (self.packed.float() + 32768) / 65535
 
-    def remember(self, image: Tensor) -> None:
-        self.previous = image
+    def offer(self, image: Tensor, loss: float, iteration: int) -> None:
+        if loss < self.loss:  # never NaN
+            self.loss, self.iteration = loss, iteration
+            _pack(image, self.packed)
 
     def restore(self, loop: dict[str, Tensor | float | int], image: Tensor) -> None:
         """Take up a checkpoint's best image (one without keeps its own image as the best)."""
         best = loop.get("best")
         if isinstance(best, Tensor) and best.shape == image.shape:
-            self.best = best.to(image)
+            _pack(best.to(image), self.packed)
             self.loss = float(loop.get("best_loss", math.inf))
             self.iteration = int(loop.get("best_iteration", self.iteration))
 
 
+def _pack(image: Tensor, out: Tensor | None = None) -> Tensor:
+    """``image`` on [0, 1] as int16 ``round(pixel x 65535) - 32768``, into ``out`` if given,
+    PACK_ROWS rows at a time."""
+    image = image.detach()
+    if out is None or out.shape != image.shape:
+        out = torch.empty(image.shape, dtype=torch.int16, device=image.device)
+    for top in range(0, image.shape[-2], PACK_ROWS):
+        rows = image[..., top : top + PACK_ROWS, :].mul(65535).round_().clamp_(0, 65535)
+        out[..., top : top + PACK_ROWS, :].copy_(rows.sub_(32768))
+    return out
+
+
 class _EMA:
     """A bias-corrected exponential moving average of the image, as in Kingma et al. (Adam);
-    crowsonkb's iterate averaging. Off (identity) when decay is 0."""
+    crowsonkb's iterate averaging. Off when decay is 0: the image is then the parameter's."""
 
     def __init__(self, decay: float) -> None:
         self.decay, self.count, self.average = decay, 0, torch.empty(0)
 
-    def update(self, image: Tensor) -> Tensor:
+    def update(self, param: Tensor, scale: float) -> None:
         if not self.decay:
-            return image
+            return
+        image = param.detach() / scale
         if self.average.shape != image.shape:  # a new scale starts a new average
             self.average, self.count = torch.zeros_like(image), 0
         self.count += 1
         self.average = self.average * self.decay + image * (1 - self.decay)
-        return self.average / (1 - self.decay**self.count)
+
+    def image(self, param: Tensor, scale: float) -> Tensor:
+        """The run's current picture: the average, or the parameter's pixels (a view of the
+        parameter itself when ``scale`` is 1: copy it to keep it past the next step)."""
+        if self.decay and self.count:
+            return self.average / (1 - self.decay**self.count)
+        return param.detach() if scale == 1 else param.detach() / scale
 
     def restore(self, loop: dict[str, Tensor | float | int], image: Tensor) -> None:
         """Take up a checkpoint's average, if it has one of this scale's size."""
@@ -217,15 +249,20 @@ class _Run:
                 objective = make_objective(
                     net, inputs.scaled(size, smallest), self.config, self.tile
                 )
-                image = self.scale(objective, resized(image, size), index)
+                # Handed over in a list, so that no name here keeps the starting image alive
+                # through the scale (at print sizes it is 768 MiB).
+                start = [resized(image, size)]
+                del image
+                image = self.scale(objective, start, index)
                 if self.status != "completed":
                     break
         return image
 
-    def scale(self, objective: Objective, image: Tensor, index: int) -> Tensor:
-        """Optimise at one scale from ``image`` (or from the checkpoint being resumed);
-        returns the best image found there."""
+    def scale(self, objective: Objective, start: list[Tensor], index: int) -> Tensor:
+        """Optimise at one scale from the image in ``start``, which it takes out (or from the
+        checkpoint being resumed); returns the best image found there."""
         config, scale = self.config, self.info.pixel_scale
+        image = start.pop()
         resume, self.resume = self.resume, None  # a checkpoint restores its own scale only
         loop = resume.loop if resume is not None else {}
         if resume is not None:
@@ -262,15 +299,21 @@ class _Run:
         steps = config.iterations if index == 1 else config.refine_iterations
         parts: dict[str, Tensor] = {}
 
+        iteration = done
+
         def closure() -> Tensor:
             optimizer.zero_grad(set_to_none=True)
             loss, evaluated = objective.gradient(param, scale)
             parts.update({k: v.detach() for k, v in evaluated.items()}, total=loss.detach())
+            # The loss is the image's before this step, which the optimiser is about to leave.
+            best.offer(ema.image(param, scale), float(loss.detach()), iteration - 1)
             return loss
 
         try:
             for iteration in range(done + 1, begun + steps + 1):
                 optimizer.step(closure)
+                # The gradient is spent: freed before the callback's copy of the picture.
+                optimizer.zero_grad(set_to_none=True)
                 # One device-to-host copy for all four numbers: on a GPU each is a sync.
                 values = torch.stack([parts[k] for k in ("total", "content", "style", "tv")])
                 record = LossRecord(iteration, time.perf_counter() - self.start, *values.tolist())
@@ -278,12 +321,9 @@ class _Run:
                 if not math.isfinite(record.loss):
                     self.status = "diverged"
                     break
-                # The loss was measured on the image before this step, which _Best holds.
-                best.offer(record.loss, iteration - 1)
                 with torch.no_grad():
                     param.clamp_(0.0, scale)  # the paper's clip_0_1 after every step
-                current = ema.update(param.detach() / scale)
-                best.remember(current)
+                ema.update(param, scale)
                 moment = _Moment(optimizer, param, index, begun, best, ema)
                 if self.callback is not None and self.callback(
                     Iterate(
@@ -291,7 +331,8 @@ class _Run:
                         total=planned_iterations(config, self.scales),
                         scale=index,
                         scales=self.scales,
-                        image=current,
+                        # A copy: the parameter changes under it at the next step.
+                        image=ema.image(param, scale).clone(),
                         checkpoint=functools.partial(self._checkpoint, moment, iteration),
                     )
                 ):
@@ -303,9 +344,8 @@ class _Run:
                 # The last image has not been evaluated yet; one forward pass settles whether
                 # it beats the best so far (it usually does).
                 with torch.no_grad():
-                    final = float(objective(best.previous)[0])
-                if math.isfinite(final):
-                    best.offer(final, len(self.history))
+                    last = ema.image(param, scale)
+                    best.offer(last, float(objective(last)[0]), len(self.history))
         except KeyboardInterrupt:
             self.status = "interrupted"
         self.carried = carried_state(self.info, optimizer, param)
@@ -326,7 +366,7 @@ class _Run:
         best, ema = moment.best, moment.ema
         loop: dict[str, Tensor | float | int] = {
             "param": moment.param.detach().clone(),
-            "best": best.best.clone(),
+            "best": best.best,
             "best_loss": best.loss,
             "best_iteration": best.iteration,
             # The CPU generator only: on a GPU, stochastic losses draw afresh after a resume.
@@ -335,7 +375,7 @@ class _Run:
         if ema.decay:
             loop.update(ema=ema.average.clone(), ema_count=ema.count)
         return Checkpoint(
-            best.previous.clone(),
+            moment.ema.image(moment.param, self.info.pixel_scale).clone(),
             iteration,
             copy.deepcopy(moment.optimizer.state_dict()),
             list(self.history),
