@@ -30,9 +30,17 @@ from estilo.core.stylize import stylize
 from estilo.pipeline import cached_weights
 size, iterations, optimizer, recompute, tile = int(sys.argv[1]), int(sys.argv[2]), *sys.argv[3:6]
 side, skip_final = round(size * float(sys.argv[6])), sys.argv[7] == "1"
+photo, painting, output = sys.argv[8:11]
 weights = cached_weights("")
-g = torch.Generator().manual_seed(0)
-image, style = torch.rand(1, 3, size, size, generator=g), torch.rand(1, 3, side, side, generator=g)
+if photo:  # real pictures, squeezed square as the paper's 1024x1024
+    from estilo.core.pyramid import resized
+    from estilo.image.io import load_image
+    image = resized(load_image(photo).rgb[None], (size, size))
+    style = resized(load_image(painting).rgb[None], (side, side))
+else:
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(1, 3, size, size, generator=g)
+    style = torch.rand(1, 3, side, side, generator=g)
 config = resolve(size=size, iterations=iterations, scales=1, optimizer=optimizer,
                  recompute=recompute, tile=tile, log_every=0, tolerance=0)
 resident = int(open("/proc/self/statm").read().split()[1]) * 4096
@@ -42,6 +50,9 @@ def callback(step):
     if skip_final and step.iteration == iterations:
         raise KeyboardInterrupt  # ends the run without its final no-gradient evaluation
 result = stylize(RunInputs.make(image, style), config, weights=weights, callback=callback)
+if output:
+    from estilo.image.io import save_image
+    save_image(result.image[0], f"{output}/memory-{size}.png")
 cuda = torch.cuda.is_available()
 print(json.dumps({
     "rss_mib": peak_resident() / 2**20,
@@ -64,6 +75,9 @@ def main() -> None:
     parser.add_argument(
         "--style-scale", type=float, default=1.0, help="the style image's side over the size's"
     )
+    parser.add_argument("--content", default="", help="a photo instead of random pixels")
+    parser.add_argument("--style", default="", help="a painting instead of random pixels")
+    parser.add_argument("--output", default="", help="a folder for each size's picture")
     parser.add_argument(
         "--skip-final",
         action="store_true",
@@ -89,6 +103,9 @@ def main() -> None:
                 args.tile,
                 str(args.style_scale),
                 "1" if args.skip_final else "0",
+                args.content,
+                args.style,
+                args.output,
             ],
             capture_output=True,
             text=True,

@@ -293,13 +293,12 @@ class _Run:
             rng = loop.get("rng")
             if isinstance(rng, Tensor) and rng.dtype == torch.uint8:
                 torch.set_rng_state(rng)
-        # From here _Best holds the starting image, and lets it go once a better one comes.
+        # From here _Best holds the starting image, packed: the float copy can go.
         del image, saved
         # The first scale runs config.iterations, later ones config.refine_iterations.
         steps = config.iterations if index == 1 else config.refine_iterations
         parts: dict[str, Tensor] = {}
-
-        iteration = done
+        iteration = done  # the closure reads the step it is part of
 
         def closure() -> Tensor:
             optimizer.zero_grad(set_to_none=True)
