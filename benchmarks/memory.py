@@ -11,7 +11,13 @@ resident set (``estilo.core.memory.peak_resident``) and, on CUDA, the peak alloc
         --iterations 1 --style-scale 0.5 --skip-final
 
 With ``--tile`` the run is tiled (issue 14): for a fixed tile the peak should stay flat but for
-the image-sized buffers, and the seconds per iteration grow with the pixels.
+the image-sized buffers, and the seconds per iteration grow with the pixels. The print-size run
+of BENCHMARKS.md paints a real pair, squeezed square, and keeps each size's picture:
+
+    python benchmarks/memory.py --sizes 8192 --iterations 1 --optimizer adam --tile 256 \
+        --style-scale 0.5 --skip-final --output /tmp/print \
+        --content ../shared/images/content_tubingen_neckarfront.jpg \
+        --style ../shared/images/style_starry_night.jpg
 """
 
 from __future__ import annotations
@@ -43,6 +49,19 @@ else:
     style = torch.rand(1, 3, side, side, generator=g)
 config = resolve(size=size, iterations=iterations, scales=1, optimizer=optimizer,
                  recompute=recompute, tile=tile, log_every=0, tolerance=0)
+if optimizer == "adam":
+    # Adam's moments from the first sweep on, as at every later iteration, so that one
+    # iteration measures the steady peak. Zero moments at step 0 are what Adam starts from:
+    # the arithmetic is unchanged.
+    import estilo.core.optim as optim
+    build = optim.build_adam
+    def primed(params, config):
+        made = build(params, config)
+        for p in params:
+            made.state[p] = {"step": torch.zeros((), device=p.device),
+                             "exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p)}
+        return made
+    optim.build_adam = primed
 resident = int(open("/proc/self/statm").read().split()[1]) * 4096
 seconds = []
 def callback(step):
