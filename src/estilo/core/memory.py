@@ -121,10 +121,10 @@ def estimate(
             styles = [(min(h, side), min(w, side)) for h, w in style_sizes]  # tiled, summed
     saved, largest = _feature_bytes(window, config, element, recompute)
     pixels = 3 * size[0] * size[1] * 4
-    # The optimiser's buffers, and the best image the loop keeps (and the moving average, with
-    # ema).
-    loop = 1 + (1 if config.ema else 0)
-    images = (OPTIMIZERS[config.optimizer].buffers + loop + extra) * pixels
+    # The optimiser's buffers, and the best image the loop keeps as 16-bit integers, half an
+    # image (and the moving average, with ema).
+    loop = 0.5 + (1 if config.ema else 0)
+    images = round((OPTIMIZERS[config.optimizer].buffers + loop + extra) * pixels)
     # A content target is 1/stride² the image's positions; stride = min_input_size of its layer.
     # In tiles (make_objective: an image larger than the tile) none is held: each tile
     # recomputes its own.

@@ -150,8 +150,9 @@ class _Best:
 
     @property
     def best(self) -> Tensor:
-        """The best image as float32 pixels on [0, 1]."""
-        return (self.packed.float() + 32768) / 65535
+        """The best image as float32 pixels on [0, 1] (in place on one new float image: a
+        chain of temporaries here made the peak of a whole 8192 px run)."""
+        return self.packed.float().add_(32768).div_(65535)
 
     def offer(self, image: Tensor, loss: float, iteration: int) -> None:
         if loss < self.loss:  # never NaN
