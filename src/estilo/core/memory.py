@@ -27,7 +27,7 @@ from ..errors import ConfigError
 from .config import StyleConfig
 from .layers import LAYER_NAMES, layer_channels, layer_index, min_input_size
 from .registry import OPTIMIZERS, STYLE_LOSSES
-from .tiles import tile_margin
+from .tiles import in_tiles, tile_margin
 
 GIB = 2**30
 #: Measured peak over the counted bytes (benchmarks/memory.py, CPU, 512-2048 px).
@@ -126,11 +126,10 @@ def estimate(
     loop = 0.5 + (1 if config.ema else 0)
     images = round((OPTIMIZERS[config.optimizer].buffers + loop + extra) * pixels)
     # A content target is 1/stride² the image's positions; stride = min_input_size of its layer.
-    # In tiles (make_objective: an image larger than the tile) none is held: each tile
-    # recomputes its own.
+    # In tiles none is held: each tile recomputes its own.
     targets = (
         0
-        if tile is not None and max(size) > tile
+        if in_tiles(size, tile)
         else sum(
             layer_channels(n) * size[0] * size[1] * 4 // min_input_size([n]) ** 2
             for n in config.content_layers

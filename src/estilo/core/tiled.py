@@ -32,7 +32,7 @@ from .config import StyleConfig
 from .inputs import RunInputs
 from .losses import Stat
 from .objective import FeatureContent, Objective, mask_weights
-from .tiles import Tile, layer_stride, tile_grid, tile_margin
+from .tiles import Tile, in_tiles, layer_stride, tile_grid, tile_margin
 from .vgg import VGG19Features
 
 Moments = dict[tuple[int, int | None], tuple[Tensor, Tensor]]
@@ -290,6 +290,6 @@ def make_objective(
     net: VGG19Features, inputs: RunInputs, config: StyleConfig, tile: int | None
 ) -> Objective:
     """The objective of one scale: tiled when ``tile`` is set and the image is larger."""
-    if tile is None or max(inputs.size) <= tile:
+    if tile is None or not in_tiles(inputs.size, tile):
         return Objective(net, inputs, config)
     return TiledObjective(net, inputs, config, tile)

@@ -80,6 +80,12 @@ def _cuts(length: int, step: int, align: int) -> list[int]:
     return [*cuts, length]
 
 
+def in_tiles(size: tuple[int, int], tile: int | None) -> bool:
+    """Whether an image of ``size`` (H, W) is optimised in tiles of ``tile`` px: only when it is
+    larger than one tile."""
+    return tile is not None and max(size) > tile
+
+
 def tile_grid(size: tuple[int, int], tile: int, margin: int, align: int) -> list[Tile]:
     """The tiles covering an image of ``size`` (H, W), row by row: interiors of ``tile`` px
     (rounded down to a multiple of ``align``), windows ``margin`` px wider where the image
