@@ -180,7 +180,7 @@ def test_stylize_with_preset_and_config() -> None:
 
 
 def test_init_from_an_image_file(tmp_path: Path) -> None:
-    start = torch.zeros(3, 24, 32)
+    start = torch.zeros(3, 12, 16)  # smaller than the picture: resized to the first scale
     start[1] = 1.0
     path = tmp_path / "start.png"
     estilo.save_image(start, path)
@@ -194,6 +194,7 @@ def test_init_from_an_image_file(tmp_path: Path) -> None:
         lr=1e-4,
     )
     assert result.image[1].mean() > 0.9  # a tiny step away from the green start
+    assert max(result.image.shape[-2:]) == 32
 
 
 def test_api_errors_are_estilo_errors() -> None:

@@ -14,7 +14,7 @@ from estilo.core.network import NetworkCache
 from estilo.core.objective import style_layer_weights
 from estilo.core.optim import carried_state, warm_start
 from estilo.core.records import Checkpoint, Iterate
-from estilo.core.registry import OPTIMIZERS
+from estilo.core.registry import OPTIMIZERS, OptimizerInfo
 from estilo.core.stylize import stylize
 from estilo.core.vgg import Weights
 from estilo.errors import ConfigError
@@ -232,12 +232,25 @@ def test_the_loop_warm_starts_the_second_scale(
         real(optimizer, param, state)
 
     monkeypatch.setattr(loop, "warm_start", spy)
+    kept: list[torch.optim.Optimizer] = []
+    real_carry = loop.carried_state
+
+    def carry(
+        info: OptimizerInfo, optimizer: torch.optim.Optimizer, param: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        kept.append(optimizer)
+        return real_carry(info, optimizer, param)
+
+    monkeypatch.setattr(loop, "carried_state", carry)
     config = resolve(optimizer=name, scales=2, iterations=1, refine_iterations=1, **SMALL)
     result = stylize(RunInputs.make(content[None], style[None]), config, weights=weights)
     assert result.status == "completed" and len(result.history) == 2
     first, second = taken
     assert not first  # the first scale starts cold
     assert bool(second) == OPTIMIZERS[name].warm_start
+    # Only the first scale's state is taken along: the last one's would outlive the run
+    # (two image-sized moments at print sizes).
+    assert len(kept) == 1
 
 
 def test_run_inputs_check_style_weights_and_masks_and_scale_together() -> None:

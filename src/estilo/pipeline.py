@@ -305,7 +305,8 @@ def stylize(
         # content's colours put back in luminance mode, at the output's size when supersampled.
         callback = _as_output(callback, content_rgb if grey else None, wanted)
     if init is not None:
-        init = resize(init, size)
+        # At its own size: the loop resizes it to the first scale, and a copy at the working
+        # size would be held through the run (768 MiB at 8192 px).
         init = color.luminance(init)[None] if grey else init[None]
     if pixel is not None:
         pixel = pixel.scaled(size)

@@ -55,7 +55,8 @@ class RunInputs:
     ``content`` (1, 3, H, W) RGB in [0, 1] sets the output's size. ``styles`` are one or more
     (1, 3, H', W') RGB images in [0, 1]. ``style_weights`` has one weight per style, summing
     to 1. ``masks`` has, per style, None or (1, 1, H, W) weights in [0, 1]: where that style
-    applies. ``init``, a (1, 3, H, W) image, is the starting point instead of ``config.init``.
+    applies. ``init``, a (1, 3, H', W') image of any size, is the starting point instead of
+    ``config.init``, resized to the first scale.
     ``pixel`` is an extra term of the objective (video's temporal loss), or None.
     """
 

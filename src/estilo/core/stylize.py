@@ -281,7 +281,10 @@ class _Run:
             param.copy_(image).mul_(scale)
         param.requires_grad_(True)
         optimizer = self.info.load()([param], config)
-        warm_start(optimizer, param, self.carried)
+        # Taken, not kept: at print sizes the last scale's moments are gigabytes.
+        carried, self.carried = self.carried, {}
+        warm_start(optimizer, param, carried)
+        del carried
         done = len(self.history)
         begun = done  # the iterations before this scale
         best = _Best(image, done)
@@ -348,7 +351,8 @@ class _Run:
                     best.offer(last, float(objective(last)[0]), len(self.history))
         except KeyboardInterrupt:
             self.status = "interrupted"
-        self.carried = carried_state(self.info, optimizer, param)
+        if index < self.scales:  # after the last scale they would outlive the run
+            self.carried = carried_state(self.info, optimizer, param)
         self.best_iteration = best.iteration
         return best.best
 

@@ -293,7 +293,9 @@ def to_pil(rgb: Tensor, alpha: Tensor | None = None) -> Image.Image:
     channels = (
         [rgb] if alpha is None else [rgb, alpha.detach().float().cpu().reshape(1, *rgb.shape[-2:])]
     )
-    array = torch.cat(channels).clamp(0, 1).mul(255).round().to(torch.uint8)
+    # In place after the one copy torch.cat makes: at print sizes each float temporary of
+    # the picture is 768 MiB (issue 14).
+    array = torch.cat(channels).clamp_(0, 1).mul_(255).round_().to(torch.uint8)
     return Image.fromarray(array.permute(1, 2, 0).numpy(), "RGB" if alpha is None else "RGBA")
 
 
@@ -347,5 +349,5 @@ def _levels(rgb: Tensor, alpha: Tensor | None) -> np.ndarray:
     channels = [rgb.detach().float().cpu().reshape(3, *rgb.shape[-2:])]
     if alpha is not None:
         channels.append(alpha.detach().float().cpu().reshape(1, *rgb.shape[-2:]))
-    levels = torch.cat(channels).clamp(0, 1).mul(65535).round().to(torch.int32)
+    levels = torch.cat(channels).clamp_(0, 1).mul_(65535).round_().to(torch.int32)
     return levels.permute(1, 2, 0).numpy().astype(np.uint16)
