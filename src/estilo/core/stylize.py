@@ -281,10 +281,8 @@ class _Run:
             param.copy_(image).mul_(scale)
         param.requires_grad_(True)
         optimizer = self.info.load()([param], config)
-        # Taken, not kept: at print sizes the last scale's moments are gigabytes.
-        carried, self.carried = self.carried, {}
-        warm_start(optimizer, param, carried)
-        del carried
+        warm_start(optimizer, param, self.carried)
+        self.carried = {}  # not kept through this scale: at print sizes they are gigabytes
         done = len(self.history)
         begun = done  # the iterations before this scale
         best = _Best(image, done)

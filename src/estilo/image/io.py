@@ -289,13 +289,7 @@ def save_options(
 
 def to_pil(rgb: Tensor, alpha: Tensor | None = None) -> Image.Image:
     """(3, H, W) or (1, 3, H, W) floats in [0, 1] (and optional alpha) -> 8-bit PIL image."""
-    rgb = rgb.detach().float().cpu().reshape(3, *rgb.shape[-2:])
-    channels = (
-        [rgb] if alpha is None else [rgb, alpha.detach().float().cpu().reshape(1, *rgb.shape[-2:])]
-    )
-    # In place after the one copy torch.cat makes: at print sizes each float temporary of
-    # the picture is 768 MiB (issue 14).
-    array = torch.cat(channels).clamp_(0, 1).mul_(255).round_().to(torch.uint8)
+    array = _quantised(rgb, alpha, 255, torch.uint8)
     return Image.fromarray(array.permute(1, 2, 0).numpy(), "RGB" if alpha is None else "RGBA")
 
 
@@ -346,8 +340,16 @@ def save_image(
 
 def _levels(rgb: Tensor, alpha: Tensor | None) -> np.ndarray:
     """(3, H, W) floats in [0, 1] (and alpha) as an (H, W, 3 or 4) uint16 array."""
+    levels = _quantised(rgb, alpha, 65535, torch.int32)
+    return levels.permute(1, 2, 0).numpy().astype(np.uint16)
+
+
+def _quantised(rgb: Tensor, alpha: Tensor | None, top: int, dtype: torch.dtype) -> Tensor:
+    """(3 or 4, H, W) whole levels 0..``top`` of floats in [0, 1] (and alpha), as ``dtype``.
+
+    In place after the one copy torch.cat makes: at print sizes each float temporary of the
+    picture is 768 MiB (issue 14)."""
     channels = [rgb.detach().float().cpu().reshape(3, *rgb.shape[-2:])]
     if alpha is not None:
         channels.append(alpha.detach().float().cpu().reshape(1, *rgb.shape[-2:]))
-    levels = torch.cat(channels).clamp_(0, 1).mul_(65535).round_().to(torch.int32)
-    return levels.permute(1, 2, 0).numpy().astype(np.uint16)
+    return torch.cat(channels).clamp_(0, 1).mul_(top).round_().to(dtype)
