@@ -83,8 +83,14 @@ VARIANTS: dict[str, dict[str, Any]] = {
 #: Painted coarse to fine from the picture's own size up to twice it (256, 362 and 512 px for a
 #: 256 px picture), then resized down, where the default paints at twice the size from the
 #: start: most iterations at the cheap first scale (crowsonkb's style-transfer-pytorch).
-#: Value: the iterations at each later scale, at most (--refine-iterations).
-PYRAMIDS: dict[str, int] = {"pyramid": 500, "pyramid-40": 40, "pyramid-20": 20}
+#: Value: overrides of the default, with the iterations at each later scale, at most.
+PYRAMIDS: dict[str, dict[str, Any]] = {
+    "pyramid": {"refine_iterations": 500},
+    "pyramid-40": {"refine_iterations": 40},
+    "pyramid-20": {"refine_iterations": 20},
+    # Lighter, for the photo: at 0.05 astronaut / Monet fell under coarse SSIM 0.5.
+    "pyramid-20-0.04": {"refine_iterations": 20, "style_weight": 0.04},
+}
 GROUPS = {"main": ["pastiche", "default", "float32"], "losses": [f"loss:{n}" for n in STYLE_LOSSES]}
 
 
@@ -100,8 +106,8 @@ def run_variant(
             style,
             size=2 * size,
             min_scale=size,
-            refine_iterations=PYRAMIDS[name],
             log_every=0,
+            **PYRAMIDS[name],
         )
         height, width = result.image.shape[-2:]
         small = working_size(height, width, resolve(size=size))
