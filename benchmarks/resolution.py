@@ -4,8 +4,9 @@ Runs the default preset on the bundled demo pair at several sizes and prints, fr
 iteration, the weighted style and content losses and their ratio, and the yardstick's coarse
 SSIM and independent style distance (``estilo.quality``; they should agree across sizes).
 With ``--iterations N`` every size runs one scale of N iterations, so that the weights are
-compared directly; without it each size runs as a user gets it (coarse-to-fine above 512 px,
-pictures from 256 px painted at 512 and resized down, stopped by the tolerance).
+compared directly; without it each size runs as a user gets it (coarse-to-fine from 256 px,
+pictures from 256 to 511 px painted at 512 and resized down, the first scale stopped by the
+tolerance, 20 steps at each later one).
 
 The yardstick is not itself free of size: the independent style network sees a 256 px square
 from the picture's centre, so a 256 px picture reaches it upsampled and a 1024 px one

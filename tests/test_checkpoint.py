@@ -140,7 +140,7 @@ def test_the_cli_resumes_a_crashed_run_to_the_same_picture(
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (["--style-weight", "0.1"], "was made with style_weight = 0.05, not 0.1"),
+        (["--style-weight", "0.1"], "was made with style_weight = 0.04, not 0.1"),
         (["--scales", "1"], "was made with scales = 2, not 1"),
         ("content", "was made from another content image"),
     ],

@@ -140,9 +140,11 @@ def test_style_weights_are_checked() -> None:
 
 
 def test_scale_pyramid() -> None:
-    assert scale_sizes(384, 512, resolve(), 16) == [(384, 512)]
+    assert scale_sizes(192, 256, resolve(size=256), 16) == [(192, 256)]
     auto = scale_sizes(768, 1024, resolve(size=1024), 16)
-    assert auto == [(384, 512), (543, 724), (768, 1024)]  # from 512 px, sqrt(2) per step
+    # From 256 px, sqrt(2) per step.
+    assert auto == [(192, 256), (272, 362), (384, 512), (543, 724), (768, 1024)]
+    assert scale_sizes(384, 512, resolve(min_scale=512), 16) == [(384, 512)]
     assert len(scale_sizes(60, 80, resolve(scales=3), 16)) == 3
     crowsonkb = scale_sizes(192, 256, resolve(size=256, min_scale=128), 16)
     assert crowsonkb == [(96, 128), (136, 181), (192, 256)]  # from 128 px
@@ -154,9 +156,17 @@ def test_scale_pyramid() -> None:
 
 @pytest.mark.parametrize(
     ("size", "scales", "painted"),
-    [(256, 0, 512), (511, 0, 512), (255, 0, 255), (512, 0, 512), (1024, 0, 1024), (256, 1, 256)],
+    [
+        (256, 0, 512),
+        (511, 0, 512),
+        (255, 0, 255),
+        (128, 0, 128),
+        (512, 0, 512),
+        (1024, 0, 1024),
+        (256, 1, 256),
+    ],
 )
-def test_pictures_from_half_min_scale_are_painted_at_it(
+def test_pictures_from_min_scale_to_twice_it_are_painted_at_twice_it(
     size: int, scales: int, painted: int
 ) -> None:
     assert supersampled(resolve(size=size, scales=scales)).size == painted
@@ -167,21 +177,45 @@ def test_a_supersampled_picture_comes_back_at_its_own_size() -> None:
     result = estilo.stylize(
         synthetic_content(48, 64),
         synthetic_style(),
-        callback=lambda step: seen.append(tuple(step.image.shape[-2:])) and None,
+        callback=lambda step: seen.append((*step.image.shape[-2:], step.scales)) and None,
         iterations=2,
-        **{**FAST, "size": 40, "min_scale": 64},
+        refine_iterations=1,
+        **{**FAST, "size": 40, "min_scale": 32},
     )
     assert tuple(result.image.shape[-2:]) == (30, 40)
     assert result.config.size == 40
-    assert seen and set(seen) == {(30, 40)}
+    # Painted coarse to fine at 32, 45 and 64 px; every step is shown at the output's size.
+    assert seen and set(seen) == {(30, 40, 3)}
+    assert len(result.history) == 2 + 1 + 1
     # Painted at 64 px, not 40: the same run with the pyramid off differs.
     plain = estilo.stylize(
         synthetic_content(48, 64),
         synthetic_style(),
         iterations=2,
-        **{**FAST, "size": 40, "min_scale": 64, "scales": 1},
+        **{**FAST, "size": 40, "min_scale": 32, "scales": 1},
     )
     assert not torch.equal(plain.image, result.image)
+
+
+def test_a_run_from_a_painted_start_skips_the_coarse_scales() -> None:
+    """Video's later frames start from the previous frame, warped: one scale, the painted one."""
+    content = synthetic_content(48, 64)
+    seen: list[tuple[int, ...]] = []
+    result = estilo.stylize(
+        content,
+        synthetic_style(),
+        callback=lambda step: seen.append((*step.image.shape[-2:], step.scales)) and None,
+        start=content,
+        iterations=2,
+        refine_iterations=1,
+        **{**FAST, "size": 40, "min_scale": 32},
+    )
+    assert set(seen) == {(30, 40, 1)} and len(result.history) == 2
+    # Painted at 64 px all the same: not the run at the picture's own size.
+    own = estilo.stylize(
+        content, synthetic_style(), start=content, iterations=2, **{**FAST, "size": 40}
+    )
+    assert not torch.equal(own.image, result.image)
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])

@@ -166,8 +166,10 @@ def test_a_good_request_gets_the_servers_pixel_limit_and_default_lr(
     assert request.styles == (uploads["style"],)
 
 
-@pytest.mark.parametrize(("size", "limit", "painted"), [(300, 384, 384), (256, 256, 256)])
-def test_a_server_limited_under_min_scale_supersamples_only_up_to_its_limit(
+@pytest.mark.parametrize(
+    ("size", "limit", "painted"), [(300, 384, 300), (256, 256, 256), (300, 512, 512)]
+)
+def test_a_server_limited_under_twice_min_scale_does_not_supersample_past_it(
     uploads: dict[str, Path], tmp_path: Path, size: int, limit: int, painted: int
 ) -> None:
     request = make_request(

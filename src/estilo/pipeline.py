@@ -267,7 +267,9 @@ def stylize(
             default they are logged as warnings by the ``estilo.pipeline`` logger.
         progress: show a progress bar (tqdm: a widget in Jupyter, a line on a terminal).
         start: a (3, H, W) starting image in [0, 1] the content's size, instead of
-            ``config.init`` (video starts each frame from the previous one, warped).
+            ``config.init`` (video starts each frame from the previous one, warped). It is
+            taken as already painted: the run skips the coarse scales and paints at the last
+            one only.
         pixel: an extra pixel-space term with target and mask the content's size (video's
             temporal loss).
         networks: keeps the VGG19 for the next run of the same settings and size (video's
@@ -283,6 +285,11 @@ def stylize(
     config = fit_print(config, *content_image.rgb.shape[-2:])
     wanted = working_size(content_image.rgb.shape[-2], content_image.rgb.shape[-1], config)
     output_config, config = config, supersampled(config)
+    if start is not None:
+        # A video frame starts from the previous one, warped: its composition is set, and the
+        # coarse scales would blur what the temporal term holds (Ruder et al. 2016 paint each
+        # frame at one scale from the warped previous).
+        config = dataclasses.replace(config, scales=1)
     style_images = [read(s, config, "style image") for s in sources]
     init = start
     if init is None and config.init not in INIT_MODES:

@@ -113,7 +113,10 @@ class StyleConfig:
         "RATE",
     )
     content_weight: float = _opt(1.0, "weight of the content loss", "content", "W")
-    style_weight: float = _opt(0.05, "weight of the style loss", "style", "W")
+    # 0.04, not 0.05, since the default paints coarse to fine from 256 px: the coarse start
+    # makes bolder pictures, and at 0.05 one photo of docs/quality.md's eight (astronaut /
+    # Monet) fell under the photo-survives floor (coarse SSIM 0.485); at 0.04 all keep >= 0.517.
+    style_weight: float = _opt(0.04, "weight of the style loss", "style", "W")
     tv_weight: float = _opt(
         3e6,
         "weight of the total-variation smoothness loss (keeps pixel speckle out)",
@@ -188,14 +191,17 @@ class StyleConfig:
         "N",
     )
     min_scale: int = _opt(
-        512,
-        "with --scales 0: the first scale's longest side in pixels; smaller pictures down to "
-        "half of it are painted at it and resized down, so they look like larger ones",
+        256,
+        "with --scales 0: the first scale's longest side in pixels; pictures from it up to twice "
+        "it are painted at twice it and resized down, so a preview looks like the larger picture",
         "optimisation",
         "PX",
     )
+    # 20, where each scale used to run until --tolerance stopped it: the later scales add
+    # detail, not style (docs/quality.md, eighth run: 40 steps a scale took 1.3-1.8x the time
+    # and came no nearer the painting), so most steps go where they are cheap.
     refine_iterations: int = _opt(
-        500,
+        20,
         "optimiser steps at each scale after the first, at most (the first runs --iterations)",
         "optimisation",
         "N",

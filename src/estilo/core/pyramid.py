@@ -19,7 +19,8 @@ def scale_sizes(
 
     ``scales = 0`` picks automatically: one scale up to ``min_scale`` px; above, start near
     ``min_scale``, where the composition settles cheaply, and refine in sqrt(2) steps (Gatys et
-    al. 2017's 512 -> 1024 px schedule; crowsonkb's style-transfer-pytorch starts at 128 px)."""
+    al. 2017 refine a 512 px picture at 1024 px; crowsonkb's style-transfer-pytorch starts at
+    128 px). The default starts at 256 px: docs/quality.md, eighth run."""
     longest = max(height, width)
     count = config.scales
     if count == 0:
@@ -36,19 +37,22 @@ def scale_sizes(
 
 def supersampled(config: StyleConfig) -> StyleConfig:
     """The configuration a picture is painted with: ``config`` itself, or, with ``scales = 0``
-    and a SIZE from half of MIN_SCALE up to it, the same with SIZE = MIN_SCALE (the result is
-    then resized down to SIZE).
+    and a SIZE from MIN_SCALE up to twice it, the same with SIZE = 2 x MIN_SCALE (the result is
+    then resized down to SIZE). That picture is painted coarse to fine from MIN_SCALE up, so a
+    256 px picture is the 512 px one in small, painted in the same three scales.
 
     Why: VGG19's receptive fields are fixed in pixels, so the same weights paint a different
     picture at every size; at 256 px the deep layers see a sixth of the image each and match the
     painting with shapes at the scale of objects (BENCHMARKS.md: coarse SSIM 0.52 at 256 px,
-    0.65 at 512). Painting at MIN_SCALE, where coarse to fine starts for larger pictures, gives
-    every size from MIN_SCALE / 2 up the look of the MIN_SCALE picture. Below half of MIN_SCALE
-    the picture is painted at its own size: supersampling more than 2x a side would cost over
-    4x the pixels (docs/method.md §3.3). Departure: the paper paints at its output size."""
-    if config.scales != 0 or not config.min_scale / 2 <= config.size < config.min_scale:
+    0.65 at 512). Painting at twice the size gives every size from MIN_SCALE up the look of the
+    larger picture; starting it at MIN_SCALE puts most iterations where they are cheap
+    (docs/quality.md, eighth run: half the time of painting at 512 px from the start, nearer the
+    painting on six pairs of eight). Below MIN_SCALE the picture is painted at its own size:
+    supersampling more than 2x a side would cost over 4x the pixels (docs/method.md §3.3).
+    Departure: the paper paints at its output size."""
+    if config.scales != 0 or not config.min_scale <= config.size < 2 * config.min_scale:
         return config
-    return dataclasses.replace(config, size=config.min_scale)
+    return dataclasses.replace(config, size=2 * config.min_scale)
 
 
 def planned_iterations(config: StyleConfig, scales: int) -> int:

@@ -107,9 +107,11 @@ def make_request(
     if config.size > limits.max_size:
         raise ConfigError(f"size is limited to {limits.max_size} px on this server")
     if supersampled(config).size > limits.max_size:
-        # The bound is on what the run computes: a server limited under MIN_SCALE supersamples
-        # only up to its limit (a 256 px limit paints 256 px pictures at their own size).
-        config = replace(config, min_scale=limits.max_size)
+        # The bound is on what the run computes: on a server limited under twice MIN_SCALE a
+        # picture that would be supersampled past the limit is painted at its own size, in one
+        # scale (a pyramid from half the limit would start where layouts were lost,
+        # docs/quality.md, seventh run).
+        config = replace(config, scales=1)
     painted = supersampled(config).size
     if config.iterations > limits.max_iterations:
         raise ConfigError(f"iterations are limited to {limits.max_iterations} on this server")
