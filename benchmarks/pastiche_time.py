@@ -21,6 +21,7 @@ from datetime import date
 
 import torch
 from quality import PAIRS, PASTICHE_STEPS, SHARED
+from reference import pastiche_artist
 
 WARM_UP = 20
 
@@ -37,8 +38,6 @@ def main() -> None:
         parser.error(f"unknown pair {unknown[0]!r}")
     if not SHARED.is_dir():
         parser.error(f"the benchmark images are not at {SHARED}")
-    from pastiche.pastiche import PasticheArtist
-
     print(
         f"{date.today()}, {platform.processor() or platform.machine()}, "
         f"{torch.get_num_threads()} threads, torch {torch.__version__}\n"
@@ -48,7 +47,7 @@ def main() -> None:
     for pair in pairs:
         content, style = (SHARED / name for name in PAIRS[pair])
         started = time.perf_counter()
-        artist = PasticheArtist(str(content), [str(style)], size=args.size, device="cpu")
+        artist = pastiche_artist(content, style, args.size)
         setup = time.perf_counter() - started
         for _ in range(WARM_UP):
             artist.draw()
