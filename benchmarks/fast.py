@@ -36,8 +36,8 @@ from estilo.image.io import save_image
 from estilo.image.samples import DEMO_STYLE
 from estilo.pipeline import (
     TransformerNet,
+    compute_dtype,
     computing_in,
-    inference_dtype,
     read,
     resize,
     stylize,
@@ -53,7 +53,7 @@ def seconds_per_picture(width: int, size: tuple[int, int], repeats: int, precisi
     """The best wall time of ``repeats`` forward passes of an untrained network, in the
     arithmetic ``estilo apply --precision PRECISION`` would use on this machine."""
     net = TransformerNet(width)
-    paint = computing_in(net, inference_dtype(precision, torch.device("cpu")))
+    paint = computing_in(net, compute_dtype(precision, torch.device("cpu")))
     image = torch.rand(1, 3, *size)
     times = []
     with torch.inference_mode():

@@ -63,6 +63,7 @@ PASTICHE_STEPS = 1000
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
     "float32": {"precision": "float32"},
+    "bfloat16": {"precision": "bfloat16"},
     # The default before the quality issue: Gram matrices, no smoothness term, style weight 0.1.
     "old-default": {"style_loss": "gram", "tv_weight": 0.0, "style_weight": 0.1},
     "self-similarity": {"content_loss": "self-similarity"},

@@ -4,11 +4,13 @@ the mean pixel difference of the pictures, the seam figure of the tiled one (squ
 differences across the tile borders over those everywhere else: 1 is no seam), and the seconds
 per iteration of both runs against the windows' pixels over the image's (the margins' cost).
 
-On the bundled demo pair with the default layers (80 px margins), in float32 on the CPU. For
+On the bundled demo pair with the default layers (80 px margins), on the CPU, in float32 or
+with ``--precision bfloat16`` (auto's choice on a CPU that has it in hardware). For
 the stochastic losses (sliced-wasserstein, mmd-gaussian) the untiled gradient's own spread
 between two draws is printed beside, as the yardstick.
 
     python benchmarks/tiled.py --size 256 --tile 64 --iterations 10
+    python benchmarks/tiled.py --size 512 --tile 128 --losses wasserstein --precision bfloat16
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import time
 import torch
 
 from estilo.core.config import resolve
+from estilo.core.device import compute_dtype
 from estilo.core.inputs import RunInputs
 from estilo.core.objective import Objective
 from estilo.core.pyramid import resized
@@ -64,6 +67,7 @@ def main() -> None:
     parser.add_argument("--tile", type=int, default=64)
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--losses", nargs="+", default=list(STYLE_LOSSES))
+    parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32")
     args = parser.parse_args()
     weights = cached_weights("")
     square = (args.size, args.size)
@@ -77,8 +81,12 @@ def main() -> None:
     print("| style loss | tiled/untiled loss | gradient error | untiled between draws |")
     print("|---|---|---|---|")
     for name in args.losses:
-        config = resolve(style_loss=name, device="cpu", precision="float32")
-        net = VGG19Features(weights, set(config.content_layers) | set(config.style_layers))
+        config = resolve(style_loss=name, device="cpu", precision=args.precision)
+        net = VGG19Features(
+            weights,
+            set(config.content_layers) | set(config.style_layers),
+            autocast=compute_dtype(args.precision, torch.device("cpu")),
+        )
         whole = Objective(net, inputs, config)
         loss, grad = gradient(whole, image, 0)
         _, again = gradient(whole, image, 1)
@@ -93,7 +101,7 @@ def main() -> None:
     pictures, seconds = {}, {}
     for tile in ("off", str(args.tile)):
         config = resolve(
-            device="cpu", precision="float32", scales=1, optimizer="adam", lr=0.02,
+            device="cpu", precision=args.precision, scales=1, optimizer="adam", lr=0.02,
             iterations=args.iterations, tolerance=0, log_every=0, tile=tile,
         )  # fmt: skip
         stamps: list[float] = []

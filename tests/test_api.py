@@ -129,7 +129,7 @@ def test_notices_are_logged_when_no_one_listens(
 ) -> None:
     from estilo.core import memory
 
-    config = estilo.resolve(size=32, iterations=1, device="cpu")
+    config = estilo.resolve(size=32, iterations=1, device="cpu", precision="float32")
     needed = memory.estimate(config, (24, 32), [(32, 32)], autocast=False, recompute=False)
     monkeypatch.setattr(memory, "free_bytes", lambda device: needed - 1)  # recomputing fits
     with caplog.at_level(logging.WARNING, logger="estilo"):

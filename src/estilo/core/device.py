@@ -8,7 +8,6 @@ from collections.abc import Iterator
 import torch
 
 from ..errors import ConfigError
-from .config import StyleConfig
 
 
 def pick_device(name: str) -> torch.device:
@@ -21,30 +20,24 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def autocast_dtype(config: StyleConfig, device: torch.device) -> torch.dtype | None:
-    """bfloat16 when asked for, or by default on a CUDA GPU that has it; None: float32.
+def compute_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The arithmetic of VGG19 (the optimiser's loss network) and of a trained network:
+    bfloat16 when asked for, or with ``auto`` on a CUDA GPU that has it and on a CPU with
+    native bfloat16 instructions (AVX512-BF16 or AMX); None: float32.
 
-    A departure from the paper (float32 throughout), on the GPU only: bfloat16 convolutions with
-    the statistics and losses in float32 make an iteration 1.2-1.3x faster on an H200 with the
-    output's distances within float32's own run-to-run spread (BENCHMARKS.md). On a CPU with
-    AVX512-BF16 it was 1.6x faster, but the independent yardstick (``estilo.quality``) saw the
-    picture change: on one benchmark pair the photo's layout was lost (coarse SSIM 0.36 against
-    float32's 0.51), so the CPU default stays float32 and bfloat16 is opt-in there. Otherwise
-    the same rule as a trained network's (``inference_dtype``)."""
-    if config.precision == "auto" and device.type == "cpu":
-        return None
-    return inference_dtype(config.precision, device)
-
-
-def inference_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """A trained network's arithmetic (fast mode): bfloat16 when asked for, or by default on a
-    CUDA GPU that has it and on a CPU with native bfloat16 instructions (AVX512-BF16 or AMX);
-    None: float32.
-
-    Unlike the optimiser's (``autocast_dtype``), auto picks bfloat16 on such a CPU: a forward
-    pass has no gradients to amplify the rounding, and on a trained network the picture moved
-    by 0.0016 on average (0.015 at most) with the same grain, 2.3x faster (BENCHMARKS.md, fast
-    mode). Where bfloat16 would be emulated it is slower, so auto stays float32 there."""
+    A departure from the paper (float32 throughout; its preset asks for float32). For the
+    optimiser the convolutions run under bfloat16 autocast with the statistics and losses in
+    float32; measured by the independent yardstick (``estilo.quality``) on the eight benchmark
+    pairs, a 2-core AVX512-BF16 CPU paints 1.6x faster per iteration, the coarse SSIM and the
+    independent style distance within 3% of float32's (one pair 4.6% nearer the painting),
+    the same grain, and no speckle at 1:1 or 3x (docs/quality.md, eleventh run). That CPU
+    default was float32 from 2026-11-28 until then: with the single-scale Gram default of the
+    time, bfloat16 lost one photo's layout (coarse SSIM 0.36 against 0.51), while today's
+    default (smoothness term, wasserstein, coarse to fine) keeps it (0.617 against 0.614). On an
+    H200, 1.2-1.3x faster, distances within float32's run-to-run spread. A trained network's
+    one forward pass: 2.3x faster on that CPU, the picture within 0.002 on average
+    (BENCHMARKS.md, fast mode). Where bfloat16 would be emulated it is slower, so ``auto``
+    stays float32 there."""
     if precision != "auto":
         return torch.bfloat16 if precision == "bfloat16" else None
     if device.type == "cuda":

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from .config import StyleConfig
-from .device import autocast_dtype, pick_device
+from .device import compute_dtype, pick_device
 from .inputs import RunInputs
 from .memory import MemoryPlan, plan
 from .vgg import VGG19Features, Weights, load_weights
@@ -46,7 +46,7 @@ def build_network(
         ConfigError: a device this machine lacks, or a run that would not fit in its memory.
     """
     device = pick_device(config.device)
-    autocast = autocast_dtype(config, device)
+    autocast = compute_dtype(config.precision, device)
     style_sizes = [(s.shape[-2], s.shape[-1]) for s in inputs.styles]
     memory = plan(config, inputs.size, style_sizes, device, autocast is not None, notify)
     net = VGG19Features(

@@ -32,8 +32,8 @@ from ..image import color
 from ..image.samples import SAMPLES
 from ..pipeline import (
     TransformerNet,
+    compute_dtype,
     computing_in,
-    inference_dtype,
     paint_tiled,
     pick_device,
 )
@@ -81,11 +81,11 @@ class FastModel:
     def __call__(self, images: Tensor, tile: int = TILE, precision: str = "auto") -> Tensor:
         """The painted ``images``. ``precision``: float32; bfloat16 (the network's weights and
         activations; the colour steps stay float32); auto: bfloat16 on a CUDA GPU that has it
-        and on a CPU with native bfloat16 instructions, float32 elsewhere (``inference_dtype``;
+        and on a CPU with native bfloat16 instructions, float32 elsewhere (``compute_dtype``;
         on a 2-core AVX512-BF16 CPU 2.3x faster, the picture within 0.002 on average)."""
         device = next(self.net.parameters()).device
         resolve(precision=precision)  # checks the name
-        paint = computing_in(self.net, inference_dtype(precision, device))
+        paint = computing_in(self.net, compute_dtype(precision, device))
         with torch.inference_mode():
             x = images.to(device, torch.float32)
             luminance = self.config.preserve_colors == "luminance"

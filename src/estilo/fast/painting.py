@@ -18,7 +18,7 @@ from ..errors import EstiloError, ImageError
 from ..files import atomic_write, unused_path
 from ..formats import WRITE_FORMATS
 from ..image.io import save_image, to_pil
-from ..pipeline import ImageSource, check_output, inference_dtype, read
+from ..pipeline import ImageSource, check_output, compute_dtype, read
 from .model import TILE, FastModel, ModelError, bundled, load_model
 
 #: The ONNX opset: 17 has every operator the network uses and runs on onnxruntime >= 1.13.
@@ -90,7 +90,7 @@ class ModelPainter:
         # The arithmetic the frames are painted in, not the name asked for: "auto" means
         # bfloat16 on one machine and float32 on another, and a resumed video must not mix them.
         device = next(self.model.net.parameters()).device
-        return [source, self.blend, str(inference_dtype(self.precision, device))]
+        return [source, self.blend, str(compute_dtype(self.precision, device))]
 
     def paint(self, frame: Tensor, previous: Tensor | None, mask: Tensor | None) -> Tensor:
         painted = self.model(frame[None], precision=self.precision)[0]

@@ -44,8 +44,8 @@ from ..pipeline import (
     Status,
     TransformerNet,
     VGG19Features,
-    autocast_dtype,
     cached_weights,
+    compute_dtype,
     min_input_size,
     pick_device,
     read,
@@ -343,7 +343,7 @@ def _objective(
         cached_weights(config.weights),
         layers,
         config.pooling,
-        autocast=autocast_dtype(config, device),
+        autocast=compute_dtype(config.precision, device),
     ).to(device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # one crop size throughout: tune once
