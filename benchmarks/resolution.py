@@ -15,14 +15,18 @@ picture resized to PX px (longest side) against the photo at PX px, the way a pe
 a preview with the print shown at the same size; those columns are the ones that can agree.
 
     python benchmarks/resolution.py --sizes 256 512 1024 --iterations 100
-    python benchmarks/resolution.py --sizes 256 512 1024 --compare-at 256
+    python benchmarks/resolution.py --sizes 256 512 1024 --compare-at 256 --keep /tmp/sizes
+
+``--keep DIR`` writes each picture there (``PX.png``) to be looked at at 1:1.
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from estilo import resolve
+from estilo.image.io import save_image
 from estilo.image.samples import DEMO_CONTENT, DEMO_STYLE
 from estilo.pipeline import read, resize, stylize, working_size
 from estilo.quality import measure
@@ -37,6 +41,7 @@ def main() -> None:
         "--style-loss", default=resolve().style_loss, help="default: estilo's default loss"
     )
     parser.add_argument("--compare-at", type=int, help="also measure every picture at PX px")
+    parser.add_argument("--keep", type=Path, help="write each picture to this folder")
     args = parser.parse_args()
     fixed = {} if args.iterations is None else {"iterations": args.iterations, "scales": 1}
     runs = f"{args.iterations} L-BFGS iterations, one scale" if fixed else "the default schedule"
@@ -52,6 +57,9 @@ def main() -> None:
         result = stylize(
             DEMO_CONTENT, DEMO_STYLE, size=size, log_every=0, style_loss=args.style_loss, **fixed
         )
+        if args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            save_image(result.image, args.keep / f"{size}.png")
         config = resolve(size=size)
         photo = read(DEMO_CONTENT, config, "content").rgb
         photo = resize(photo, working_size(photo.shape[-2], photo.shape[-1], config))

@@ -27,6 +27,8 @@ from estilo.web import handlers
 from estilo.web.jobs import JobQueue, Ticket
 from estilo.web.limits import Limits
 
+from .conftest import synthetic_content, synthetic_style
+
 SMALL = {"log_every": 0, "device": "cpu", "precision": "float32"}
 #: Two scales of three steps each: iteration 2 is in the first, 4 in the second.
 PYRAMID = ["--scales", "2", "--iterations", "3", "--refine-iterations", "3"]
@@ -84,6 +86,21 @@ def test_a_resumed_run_ends_with_the_uninterrupted_runs_picture(
     assert [r.loss for r in resumed.history] == [r.loss for r in whole.history]
     assert torch.equal(resumed.image, whole.image)
     assert resumed.best_iteration == whole.best_iteration
+
+
+def test_a_run_resumed_in_a_held_scale_ends_with_the_uninterrupted_runs_picture(
+    weights: Weights,
+) -> None:
+    # From 32 px the 96 px picture's scales above 64 px hold the picture painted so far: its
+    # upsampled copy is in the checkpoint, since the resumed run never paints the scale before.
+    config = resolve(scales=0, min_scale=32, iterations=2, refine_iterations=2, **SMALL)
+    inputs = RunInputs.make(synthetic_content(72, 96)[None], synthetic_style(96, 96)[None])
+    whole = stylize(inputs, config, weights=weights)
+    checkpoint = interrupted_at(inputs, config, weights, len(whole.history) - 1)
+    assert isinstance(checkpoint.loop.get("content"), torch.Tensor)
+    resumed = stylize(inputs, config, weights=weights, resume=checkpoint)
+    assert [r.loss for r in resumed.history] == [r.loss for r in whole.history]
+    assert torch.equal(resumed.image, whole.image)
 
 
 def test_a_checkpoint_from_another_pyramid_is_refused(

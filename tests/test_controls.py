@@ -11,7 +11,7 @@ from PIL import Image
 import estilo
 from estilo import cli
 from estilo.core.config import resolve
-from estilo.core.pyramid import scale_sizes, supersampled
+from estilo.core.pyramid import held, scale_sizes, supersampled
 from estilo.image import color
 from estilo.image.io import to_pil
 
@@ -195,6 +195,40 @@ def test_a_supersampled_picture_comes_back_at_its_own_size() -> None:
         **{**FAST, "size": 40, "min_scale": 32, "scales": 1},
     )
     assert not torch.equal(plain.image, result.image)
+
+
+def test_only_the_scales_beyond_twice_min_scale_hold_the_picture() -> None:
+    config = resolve(size=1024)
+    sizes = scale_sizes(768, 1024, config, 16)
+    hold = config.refine_hold
+    assert hold > 0
+    assert [held(config, s, i) for i, s in enumerate(sizes, start=1)] == [0, 0, 0, hold, hold]
+    assert held(resolve(size=1024, refine_hold=0.25), sizes[-1], 5) == 0.25
+    assert held(resolve(size=1024, scales=5), sizes[-1], 5) == 0  # a pyramid asked for
+    with pytest.raises(estilo.ConfigError, match="refine_hold must be between 0 and 1"):
+        resolve(refine_hold=1.5)
+
+
+def test_a_held_scale_starts_where_its_content_term_is_met() -> None:
+    # From 32 px a 96 px picture is painted at 34, 48, 68 and 96 px; the last two hold the
+    # picture painted so far, which is where each of them starts.
+    def first_content(hold: float) -> dict[int, float]:
+        first: dict[int, float] = {}
+        estilo.stylize(
+            synthetic_content(72, 96),
+            synthetic_style(),
+            callback=lambda step: first.setdefault(step.scale, step.content) and None,
+            iterations=3,
+            refine_iterations=3,
+            refine_hold=hold,
+            **{**FAST, "size": 96, "min_scale": 32},
+        )
+        return first
+
+    holding, photo = first_content(1.0), first_content(0.0)
+    assert sorted(holding) == [1, 2, 3, 4]
+    assert holding[1] == photo[1] and holding[2] == photo[2]  # the same up to 64 px
+    assert holding[3] == holding[4] == 0 < min(photo[3], photo[4])
 
 
 def test_a_run_from_a_painted_start_skips_the_coarse_scales() -> None:

@@ -206,6 +206,20 @@ class StyleConfig:
         "optimisation",
         "N",
     )
+    # Gatys et al. 2017 refine a coarse picture against the photo at the finer scale. Above
+    # the supersampled size that brought the photo's fine detail back over the coarse scales'
+    # style: a 1024 px picture came out 12.7% further from the painting than the 512 px one,
+    # compared at one size, over the quality goal's 10%; holding halfway, 1.2% (holding fully:
+    # 5.2% nearer, windows painted over at 1:1). docs/quality.md, eleventh run. Departure:
+    # those scales' content term half holds the picture.
+    refine_hold: float = _opt(
+        0.5,
+        "with --scales 0, at the scales larger than twice --min-scale: how far the content "
+        "term holds the previous scale's picture, upsampled, instead of the photo (1: the "
+        "picture, so a larger picture is the same picture; 0: the photo's fine detail)",
+        "optimisation",
+        "F",
+    )
     ema: float = _opt(
         0.0,
         "output an exponential moving average of the image (decay; 0: off)",
@@ -630,6 +644,10 @@ def _check(config: StyleConfig) -> StyleConfig:
     require(
         1 <= config.refine_iterations <= MAX_ITERATIONS,
         f"refine_iterations must be between 1 and {MAX_ITERATIONS}",
+    )
+    require(
+        math.isfinite(config.refine_hold) and 0 <= config.refine_hold <= 1,
+        "refine_hold must be between 0 and 1",
     )
     require(
         config.tile in ("auto", "off") or (config.tile.isdigit() and int(config.tile) >= 32),

@@ -13,6 +13,7 @@ where it departs from the papers.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import math
 import time
@@ -30,7 +31,7 @@ from .layers import layer_index, min_input_size
 from .network import NetworkCache, build_network, used_layers
 from .objective import Objective
 from .optim import carried_state, warm_start
-from .pyramid import planned_iterations, resized, scale_sizes
+from .pyramid import held, planned_iterations, resized, scale_sizes
 from .records import Callback, Checkpoint, Iterate, LossRecord, Result, Status
 from .registry import OPTIMIZERS, lookup
 from .tiled import make_objective
@@ -232,6 +233,8 @@ class _Run:
         self.best_iteration = 0
         #: What the optimiser carries from one scale to the next (see OptimizerInfo.warm_start).
         self.carried: dict[str, Tensor] = {}
+        #: The content the current scale holds instead of the photo (``_held``), or None.
+        self.content: Tensor | None = None
 
     def optimise(
         self, net: VGG19Features, inputs: RunInputs, sizes: list[tuple[int, int]]
@@ -247,17 +250,30 @@ class _Run:
         with torch.random.fork_rng(devices=fork), tf32_products(device, net.autocast is not None):
             torch.manual_seed(self.config.seed)  # stochastic losses draw from here, reproducibly
             for index, size in enumerate(sizes[first - 1 :], start=first):
-                objective = make_objective(
-                    net, inputs.scaled(size, smallest), self.config, self.tile
-                )
                 # Handed over in a list, so that no name here keeps the starting image alive
                 # through the scale (at print sizes it is 768 MiB).
                 start = [resized(image, size)]
                 del image
+                scaled = self._held(inputs.scaled(size, smallest), start[0], index)
+                objective = make_objective(net, scaled, self.config, self.tile)
+                del scaled
                 image = self.scale(objective, start, index)
                 if self.status != "completed":
                     break
         return image
+
+    def _held(self, inputs: RunInputs, start: Tensor, index: int) -> RunInputs:
+        """``inputs`` with the content this scale holds (:func:`held`): the photo moved that
+        far towards ``start``, the previous scale's picture upsampled; a resumed scale's comes
+        from its checkpoint. Kept in ``self.content`` for the checkpoints."""
+        saved = self.resume.loop.get("content") if self.resume is not None else None
+        if isinstance(saved, Tensor) and self.resume is not None and index == self.resume.scale:
+            content: Tensor | None = saved.to(start)
+        else:
+            hold = held(self.config, (start.shape[-2], start.shape[-1]), index)
+            content = torch.lerp(inputs.content, start, hold) if hold else None
+        self.content = content
+        return inputs if content is None else dataclasses.replace(inputs, content=content)
 
     def scale(self, objective: Objective, start: list[Tensor], index: int) -> Tensor:
         """Optimise at one scale from the image in ``start``, which it takes out (or from the
@@ -376,6 +392,8 @@ class _Run:
         }
         if ema.decay:
             loop.update(ema=ema.average.clone(), ema_count=ema.count)
+        if self.content is not None:  # the held content (``_held``): not the photo's
+            loop["content"] = self.content
         return Checkpoint(
             moment.ema.image(moment.param, self.info.pixel_scale).clone(),
             iteration,
