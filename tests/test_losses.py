@@ -117,6 +117,18 @@ def test_wasserstein_of_independent_channels_is_closed_form(
     torch.testing.assert_close(distance("wasserstein", x, y), expected, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("scale", [3.0, 0.0])
+def test_wasserstein_to_a_painting_of_one_position_has_a_finite_gradient(scale: float) -> None:
+    # relu5_1 of a painting of about 24 px or less is one position: no variance, so the ridge
+    # comes from its mean square (or 1 where the map is all zero).
+    style = features(8, 1).abs() * scale
+    picture = features(8, 6).requires_grad_(True)
+    loss = distance("wasserstein", picture, style)
+    loss.backward()
+    assert picture.grad is not None and bool(torch.isfinite(picture.grad).all())
+    assert float(loss.detach()) > 0
+
+
 def test_sliced_wasserstein_in_one_dimension_is_quantile_matching() -> None:
     x, y = features(1, 50), features(1, 50, seed=8)
     expected = ((x.sort().values - y.sort().values) ** 2).mean()  # the direction is ±1

@@ -261,6 +261,12 @@ def wasserstein_target(stat: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
     mean_t, cov_t = stat[0], stat[1]
     n = mean_t.shape[0]
     ridge = W2_RIDGE * cov_t.trace().detach() / n
+    if not ridge > 0:
+        # A painting whose map has a single position (relu5_1 of a painting of about 24 px or
+        # less) has no variance: a ridge of 0 would make the square root's gradient infinite
+        # at the first step. Its mean square sets the ridge instead (1 for an all-zero map).
+        square = mean_t.detach().pow(2).mean()
+        ridge = W2_RIDGE * (square if square > 0 else torch.ones_like(square))
     cov_t = cov_t + ridge * torch.eye(n, dtype=cov_t.dtype, device=cov_t.device)
     return mean_t, cov_t, psd_sqrt(cov_t.double()).to(cov_t.dtype), ridge
 
