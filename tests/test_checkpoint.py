@@ -17,7 +17,7 @@ from PIL import Image
 from estilo import cli, pipeline
 from estilo.core.config import resolve
 from estilo.core.inputs import RunInputs
-from estilo.core.records import Checkpoint, Iterate
+from estilo.core.records import Checkpoint, Iterate, LossRecord
 from estilo.core.stylize import stylize
 from estilo.core.vgg import Weights
 from estilo.errors import CheckpointError, ConfigError
@@ -203,6 +203,26 @@ def test_no_checkpoint_to_resume_and_an_unfinished_one_in_the_way(
     err = capsys.readouterr().err
     assert "holds an unfinished run: resume it, or delete it" in err
     assert checkpoint_path(out).read_bytes() == b"an unfinished run" and not out.exists()
+
+
+def test_a_checkpoint_from_before_a_setting_existed_resumes_with_its_old_value(
+    tmp_path: Path,
+) -> None:
+    # Checkpoints made before --refine-hold were painted without it (0): they resume with
+    # --refine-hold 0 and are refused, naming that value, with another.
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (8, 8)).save(photo)
+    then = pipeline.run_identity(resolve(refine_hold=0.0), {"content": photo})
+    del then["settings"]["refine_hold"]
+    path = tmp_path / "out.png.estilo-checkpoint"
+    state = {"state": {}, "param_groups": []}
+    checkpoint = Checkpoint(torch.zeros(1, 3, 8, 8), 1, state, [LossRecord(1, 0, 3, 1, 1, 1)])
+    pipeline.save_checkpoint(path, checkpoint, then)
+    old = pipeline.run_identity(resolve(refine_hold=0.0), {"content": photo})
+    assert pipeline.load_checkpoint(path, old).iteration == 1
+    new = pipeline.run_identity(resolve(), {"content": photo})
+    with pytest.raises(CheckpointError, match=r"was made with refine_hold = 0\.0, not 0\.5"):
+        pipeline.load_checkpoint(path, new)
 
 
 class _Payload:

@@ -202,9 +202,9 @@ def test_only_the_scales_beyond_twice_min_scale_hold_the_picture() -> None:
     sizes = scale_sizes(768, 1024, config, 16)
     hold = config.refine_hold
     assert hold > 0
-    assert [held(config, s, i) for i, s in enumerate(sizes, start=1)] == [0, 0, 0, hold, hold]
-    assert held(resolve(size=1024, refine_hold=0.25), sizes[-1], 5) == 0.25
-    assert held(resolve(size=1024, scales=5), sizes[-1], 5) == 0  # a pyramid asked for
+    assert [held(config, s) for s in sizes] == [0, 0, 0, hold, hold]
+    assert held(resolve(size=1024, refine_hold=0.25), sizes[-1]) == 0.25
+    assert held(resolve(size=1024, scales=5), sizes[-1]) == 0  # a pyramid asked for
     with pytest.raises(estilo.ConfigError, match="refine_hold must be between 0 and 1"):
         resolve(refine_hold=1.5)
 

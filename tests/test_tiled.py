@@ -234,9 +234,16 @@ def test_the_tiled_estimate_grows_only_with_the_image_sized_buffers() -> None:
             config, size, [size], autocast=False, recompute=False, tile=512
         )
     pixels = 3 * (8192**2 - 2048**2) * 4
-    per_pixel = memory.OPTIMIZERS["adam"].buffers + 0.5  # and the best image, in 16 bits
+    # The optimiser's buffers, the best image in 16 bits and the content a scale that large
+    # holds beside the photo (--refine-hold).
+    per_pixel = memory.OPTIMIZERS["adam"].buffers + 0.5 + 1
     grown = peaks[8192] - peaks[2048]
     assert grown == pytest.approx(memory.OVERHEAD * per_pixel * pixels, rel=1e-6)
+    unheld = memory.estimate(
+        resolve(optimizer="adam", refine_hold=0.0), (8192, 8192), [(8192, 8192)],
+        autocast=False, recompute=False, tile=512,
+    )  # fmt: skip
+    assert peaks[8192] - unheld == pytest.approx(memory.OVERHEAD * 3 * 8192**2 * 4, rel=1e-6)
     whole = memory.estimate(config, (8192, 8192), [(8192, 8192)], autocast=False, recompute=False)
     assert peaks[8192] < whole / 10
 

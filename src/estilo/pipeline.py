@@ -492,6 +492,11 @@ def write_history(path: Path, history: list[LossRecord]) -> None:
     atomic_write(path, lambda handle: handle.write(buffer.getvalue().encode()))
 
 
+#: Settings added after checkpoints began, each with the value that paints as a checkpoint made
+#: before it existed was painted: such a checkpoint resumes when the run asks for that value.
+SETTINGS_BEFORE = {"refine_hold": repr(0.0)}
+
+
 def run_identity(
     config: StyleConfig, inputs: dict[str, Path], style_weights: Sequence[float] | None = None
 ) -> dict[str, dict[str, str]]:
@@ -547,8 +552,9 @@ def load_checkpoint(path: Path, identity: dict[str, Any]) -> Checkpoint:
         then = made.get(part)
         then = then if isinstance(then, dict) else {}
         for key, value in identity[part].items():
-            if then.get(key) != value:
-                reason = differs.format(key, then.get(key, "(none)"), value)
+            was = then.get(key, SETTINGS_BEFORE.get(key) if part == "settings" else None)
+            if was != value:
+                reason = differs.format(key, "(none)" if was is None else was, value)
                 raise CheckpointError(f"{label} {reason}; delete it to start afresh")
     try:
         return Checkpoint.from_state(state)

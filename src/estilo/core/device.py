@@ -34,10 +34,10 @@ def compute_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     default was float32 from 2026-11-28 until then: with the single-scale Gram default of the
     time, bfloat16 lost one photo's layout (coarse SSIM 0.36 against 0.51), while today's
     default (smoothness term, wasserstein, coarse to fine) keeps it (0.617 against 0.614). On an
-    H200, 1.2-1.3x faster, distances within float32's run-to-run spread. A trained network's
-    one forward pass: 2.3x faster on that CPU, the picture within 0.002 on average
-    (BENCHMARKS.md, fast mode). Where bfloat16 would be emulated it is slower, so ``auto``
-    stays float32 there."""
+    H200, 1.2-1.3x faster (1.3-1.5x with TF32 products), distances within float32's run-to-run
+    spread. A trained network's one forward pass: 2.3x faster on that CPU, the picture within
+    0.002 on average (BENCHMARKS.md, fast mode). Where bfloat16 would be emulated it is
+    slower, so ``auto`` stays float32 there."""
     if precision != "auto":
         return torch.bfloat16 if precision == "bfloat16" else None
     if device.type == "cuda":

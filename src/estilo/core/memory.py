@@ -26,6 +26,7 @@ import torch
 from ..errors import ConfigError
 from .config import StyleConfig
 from .layers import LAYER_NAMES, layer_channels, layer_index, min_input_size
+from .pyramid import held
 from .registry import OPTIMIZERS, STYLE_LOSSES
 from .tiles import in_tiles, tile_margin
 
@@ -124,7 +125,9 @@ def estimate(
     # The optimiser's buffers, and the best image the loop keeps as 16-bit integers, half an
     # image (and the moving average, with ema).
     loop = 0.5 + (1 if config.ema else 0)
-    images = round((OPTIMIZERS[config.optimizer].buffers + loop + extra) * pixels)
+    # A scale that holds the picture painted so far keeps its content blend beside the photo.
+    blend = 1 if held(config, size) else 0
+    images = round((OPTIMIZERS[config.optimizer].buffers + loop + extra + blend) * pixels)
     # A content target is 1/stride² the image's positions; stride = min_input_size of its layer.
     # In tiles none is held: each tile recomputes its own.
     targets = (

@@ -55,18 +55,19 @@ def supersampled(config: StyleConfig) -> StyleConfig:
     return dataclasses.replace(config, size=2 * config.min_scale)
 
 
-def held(config: StyleConfig, size: tuple[int, int], index: int) -> float:
-    """How far the content term of scale ``index`` (1-based) at ``size`` holds the previous
-    scale's picture instead of the photo: ``refine_hold`` at the later scales of an automatic
-    pyramid (``scales = 0``) that are larger than twice ``min_scale``, 0 elsewhere.
+def held(config: StyleConfig, size: tuple[int, int]) -> float:
+    """How far the content term of a scale at ``size`` holds the previous scale's picture
+    instead of the photo: ``refine_hold`` at the scales of an automatic pyramid (``scales =
+    0``) larger than twice ``min_scale`` (never the first: it starts under 1.2 x ``min_scale``),
+    0 elsewhere.
 
-    Why there: up to twice ``min_scale`` every picture is painted in the same scales (a smaller
-    one is supersampled), so those scales set the look shared by every size. Each further scale
-    against the photo brought its fine detail back and moved the picture away from that look
+    Why there: the scales up to twice ``min_scale`` set a picture's look, the one a smaller
+    picture shares (it is supersampled to twice ``min_scale``). Each further scale against the
+    photo brought its fine detail back and moved the picture away from that look
     (docs/quality.md, eleventh run); holding the upsampled picture keeps the look, and the
     style term still paints that scale's texture. Departure: Gatys et al. 2017 refine against
     the photo."""
-    later = config.scales == 0 and index > 1 and max(size) > 2 * config.min_scale
+    later = config.scales == 0 and max(size) > 2 * config.min_scale
     return config.refine_hold if later else 0.0
 
 

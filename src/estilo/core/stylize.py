@@ -267,10 +267,11 @@ class _Run:
         far towards ``start``, the previous scale's picture upsampled; a resumed scale's comes
         from its checkpoint. Kept in ``self.content`` for the checkpoints."""
         saved = self.resume.loop.get("content") if self.resume is not None else None
-        if isinstance(saved, Tensor) and self.resume is not None and index == self.resume.scale:
+        resumed = self.resume is not None and index == self.resume.scale
+        if resumed and isinstance(saved, Tensor) and saved.shape == start.shape:
             content: Tensor | None = saved.to(start)
         else:
-            hold = held(self.config, (start.shape[-2], start.shape[-1]), index)
+            hold = held(self.config, (start.shape[-2], start.shape[-1]))
             content = torch.lerp(inputs.content, start, hold) if hold else None
         self.content = content
         return inputs if content is None else dataclasses.replace(inputs, content=content)
@@ -341,7 +342,7 @@ class _Run:
                 with torch.no_grad():
                     param.clamp_(0.0, scale)  # the paper's clip_0_1 after every step
                 ema.update(param, scale)
-                moment = _Moment(optimizer, param, index, begun, best, ema)
+                moment = _Moment(optimizer, param, index, begun, best, ema, self.content)
                 if self.callback is not None and self.callback(
                     Iterate(
                         **vars(record),
@@ -392,8 +393,8 @@ class _Run:
         }
         if ema.decay:
             loop.update(ema=ema.average.clone(), ema_count=ema.count)
-        if self.content is not None:  # the held content (``_held``): not the photo's
-            loop["content"] = self.content
+        if moment.content is not None:  # the held content (``_held``): not the photo's
+            loop["content"] = moment.content
         return Checkpoint(
             moment.ema.image(moment.param, self.info.pixel_scale).clone(),
             iteration,
@@ -409,7 +410,8 @@ class _Run:
 @dataclass(frozen=True)
 class _Moment:
     """What a checkpoint taken during a scale reads: that scale's optimiser, pixels, number,
-    first iteration (``begun`` steps came before it), best image and moving average."""
+    first iteration (``begun`` steps came before it), best image, moving average and the
+    content it holds (``_Run._held``; None: the photo's)."""
 
     optimizer: torch.optim.Optimizer
     param: Tensor
@@ -417,3 +419,4 @@ class _Moment:
     begun: int
     best: _Best
     ema: _EMA
+    content: Tensor | None

@@ -94,7 +94,8 @@ class TiledObjective(Objective):
         photo stays and each tile recomputes its own target from the photo's window
         (``_tile_content``): at 8192 px relu4_2's map alone is 2 GiB, and one more forward pass
         without gradients per tile costs about a fifth of an iteration. The term returned is
-        empty: the tiles compute the content term, never ``Objective.__call__``."""
+        empty: the tiles compute the content term, never ``Objective.__call__``. (At a scale
+        that holds the picture painted so far, ``content`` is that blend, not the photo.)"""
         self.photo = content
         return FeatureContent({})
 
