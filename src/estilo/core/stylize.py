@@ -233,8 +233,6 @@ class _Run:
         self.best_iteration = 0
         #: What the optimiser carries from one scale to the next (see OptimizerInfo.warm_start).
         self.carried: dict[str, Tensor] = {}
-        #: The content the current scale holds instead of the photo (``_held``), or None.
-        self.content: Tensor | None = None
 
     def optimise(
         self, net: VGG19Features, inputs: RunInputs, sizes: list[tuple[int, int]]
@@ -254,31 +252,34 @@ class _Run:
                 # through the scale (at print sizes it is 768 MiB).
                 start = [resized(image, size)]
                 del image
-                scaled = self._held(inputs.scaled(size, smallest), start[0], index)
+                scaled = inputs.scaled(size, smallest)
+                content = self._held(scaled.content, start[0], index)
+                if content is not None:
+                    scaled = dataclasses.replace(scaled, content=content)
                 objective = make_objective(net, scaled, self.config, self.tile)
                 del scaled
-                image = self.scale(objective, start, index)
+                image = self.scale(objective, start, index, content)
                 if self.status != "completed":
                     break
         return image
 
-    def _held(self, inputs: RunInputs, start: Tensor, index: int) -> RunInputs:
-        """``inputs`` with the content this scale holds (:func:`held`): the photo moved that
-        far towards ``start``, the previous scale's picture upsampled; a resumed scale's comes
-        from its checkpoint. Kept in ``self.content`` for the checkpoints."""
+    def _held(self, photo: Tensor, start: Tensor, index: int) -> Tensor | None:
+        """The content scale ``index`` holds instead of ``photo`` (:func:`held`): the photo
+        moved that far towards ``start``, the previous scale's picture upsampled; a resumed
+        scale's comes from its checkpoint. None: the photo itself."""
         saved = self.resume.loop.get("content") if self.resume is not None else None
         resumed = self.resume is not None and index == self.resume.scale
         if resumed and isinstance(saved, Tensor) and saved.shape == start.shape:
-            content: Tensor | None = saved.to(start)
-        else:
-            hold = held(self.config, (start.shape[-2], start.shape[-1]))
-            content = torch.lerp(inputs.content, start, hold) if hold else None
-        self.content = content
-        return inputs if content is None else dataclasses.replace(inputs, content=content)
+            return saved.to(start)
+        hold = held(self.config, (start.shape[-2], start.shape[-1]))
+        return torch.lerp(photo, start, hold) if hold else None
 
-    def scale(self, objective: Objective, start: list[Tensor], index: int) -> Tensor:
+    def scale(
+        self, objective: Objective, start: list[Tensor], index: int, content: Tensor | None
+    ) -> Tensor:
         """Optimise at one scale from the image in ``start``, which it takes out (or from the
-        checkpoint being resumed); returns the best image found there."""
+        checkpoint being resumed); returns the best image found there. ``content``: what the
+        objective holds instead of the photo (``_held``), kept for the checkpoints."""
         config, scale = self.config, self.info.pixel_scale
         image = start.pop()
         resume, self.resume = self.resume, None  # a checkpoint restores its own scale only
@@ -342,7 +343,7 @@ class _Run:
                 with torch.no_grad():
                     param.clamp_(0.0, scale)  # the paper's clip_0_1 after every step
                 ema.update(param, scale)
-                moment = _Moment(optimizer, param, index, begun, best, ema, self.content)
+                moment = _Moment(optimizer, param, index, begun, best, ema, content)
                 if self.callback is not None and self.callback(
                     Iterate(
                         **vars(record),
