@@ -308,3 +308,29 @@ def test_the_web_sweep_ages_out_checkpoints(tmp_path: Path) -> None:
     handlers.sweep(queue, Limits(max_disk_mb=0.001), tmp_path)  # over budget: oldest first
     assert not new.exists()
     queue.close()
+
+
+def test_a_checkpoint_resumes_only_in_the_arithmetic_it_was_painted_in(tmp_path: Path) -> None:
+    # --precision auto is float32 on one machine and bfloat16 on another: the identity holds
+    # what it resolved to, so a float32 run is not continued in bfloat16, while naming the
+    # same arithmetic another way resumes, and a checkpoint from before it was recorded too.
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (8, 8)).save(photo)
+    path = tmp_path / "out.png.estilo-checkpoint"
+    state = {"state": {}, "param_groups": []}
+    checkpoint = Checkpoint(torch.zeros(1, 3, 8, 8), 1, state, [LossRecord(1, 0, 3, 1, 1, 1)])
+    made = pipeline.run_identity(resolve(precision="float32", device="cpu"), {"content": photo})
+    assert made["settings"]["arithmetic"] == "float32"
+    pipeline.save_checkpoint(path, checkpoint, made)
+    bf16 = pipeline.run_identity(resolve(precision="bfloat16", device="cpu"), {"content": photo})
+    with pytest.raises(CheckpointError, match="was made with arithmetic = float32, not bfloat16"):
+        pipeline.load_checkpoint(path, bf16)
+    auto = pipeline.run_identity(resolve(precision="auto", device="cpu"), {"content": photo})
+    if pipeline.compute_dtype("auto", torch.device("cpu")) is None:  # a CPU without bfloat16
+        assert pipeline.load_checkpoint(path, auto).iteration == 1
+    else:
+        with pytest.raises(CheckpointError, match="arithmetic = float32, not bfloat16"):
+            pipeline.load_checkpoint(path, auto)
+    del made["settings"]["arithmetic"]
+    pipeline.save_checkpoint(path, checkpoint, made)
+    assert pipeline.load_checkpoint(path, bf16).iteration == 1

@@ -66,9 +66,19 @@ HISTORY_COLUMNS = ("iteration", "seconds", "loss", "content", "style", "tv")
 #: larger file is not one, and is refused before it is read.
 CHECKPOINT_BYTES = 32 * 2**30
 #: Settings a resumed run may change: they decide what is printed or written, or where the
-#: run computes, not the picture.
+#: run computes, not the picture. ``device`` and ``precision`` are checked by what they resolve
+#: to instead (the identity's ``arithmetic``).
 RESUME_MAY_CHANGE = frozenset(
-    {"log_every", "save_every", "checkpoint_every", "bit_depth", "dpi", "device", "recompute"}
+    {
+        "log_every",
+        "save_every",
+        "checkpoint_every",
+        "bit_depth",
+        "dpi",
+        "device",
+        "recompute",
+        "precision",
+    }
 )
 
 log = logging.getLogger(__name__)
@@ -494,7 +504,9 @@ def write_history(path: Path, history: list[LossRecord]) -> None:
 
 #: Settings added after checkpoints began, each with the value that paints as a checkpoint made
 #: before it existed was painted: such a checkpoint resumes when the run asks for that value.
-SETTINGS_BEFORE = {"refine_hold": repr(0.0)}
+#: None: what it was is not known (``arithmetic``: ``auto`` chose by machine and version), so a
+#: checkpoint without it resumes as it did before it was recorded.
+SETTINGS_BEFORE: dict[str, str | None] = {"refine_hold": repr(0.0), "arithmetic": None}
 
 
 def run_identity(
@@ -508,6 +520,10 @@ def run_identity(
         if name not in RESUME_MAY_CHANGE
     }
     settings["style blend"] = repr(None if style_weights is None else list(style_weights))
+    # What ``precision`` resolved to here: ``auto`` is float32 on one machine and bfloat16 on
+    # another, and a run that changes arithmetic halfway paints another picture.
+    dtype = compute_dtype(config.precision, pick_device(config.device)) or torch.float32
+    settings["arithmetic"] = str(dtype).removeprefix("torch.")
     return {
         "settings": settings,
         "inputs": {role: file_sha256(path) for role, path in inputs.items()},
@@ -552,7 +568,10 @@ def load_checkpoint(path: Path, identity: dict[str, Any]) -> Checkpoint:
         then = made.get(part)
         then = then if isinstance(then, dict) else {}
         for key, value in identity[part].items():
-            was = then.get(key, SETTINGS_BEFORE.get(key) if part == "settings" else None)
+            unrecorded = part == "settings" and key not in then and key in SETTINGS_BEFORE
+            was = SETTINGS_BEFORE[key] if unrecorded else then.get(key)
+            if unrecorded and was is None:
+                continue
             if was != value:
                 reason = differs.format(key, "(none)" if was is None else was, value)
                 raise CheckpointError(f"{label} {reason}; delete it to start afresh")
