@@ -205,18 +205,24 @@ def test_no_checkpoint_to_resume_and_an_unfinished_one_in_the_way(
     assert checkpoint_path(out).read_bytes() == b"an unfinished run" and not out.exists()
 
 
+def _one_step_checkpoint(tmp_path: Path) -> tuple[Path, Path, Checkpoint]:
+    """A photo, where its output's checkpoint goes, and a one-iteration checkpoint to put
+    there under whatever identity a test gives it."""
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (8, 8)).save(photo)
+    state = {"state": {}, "param_groups": []}
+    checkpoint = Checkpoint(torch.zeros(1, 3, 8, 8), 1, state, [LossRecord(1, 0, 3, 1, 1, 1)])
+    return photo, tmp_path / "out.png.estilo-checkpoint", checkpoint
+
+
 def test_a_checkpoint_from_before_a_setting_existed_resumes_with_its_old_value(
     tmp_path: Path,
 ) -> None:
     # Checkpoints made before --refine-hold were painted without it (0): they resume with
     # --refine-hold 0 and are refused, naming that value, with another.
-    photo = tmp_path / "photo.png"
-    Image.new("RGB", (8, 8)).save(photo)
+    photo, path, checkpoint = _one_step_checkpoint(tmp_path)
     then = pipeline.run_identity(resolve(refine_hold=0.0), {"content": photo})
     del then["settings"]["refine_hold"]
-    path = tmp_path / "out.png.estilo-checkpoint"
-    state = {"state": {}, "param_groups": []}
-    checkpoint = Checkpoint(torch.zeros(1, 3, 8, 8), 1, state, [LossRecord(1, 0, 3, 1, 1, 1)])
     pipeline.save_checkpoint(path, checkpoint, then)
     old = pipeline.run_identity(resolve(refine_hold=0.0), {"content": photo})
     assert pipeline.load_checkpoint(path, old).iteration == 1
@@ -314,11 +320,7 @@ def test_a_checkpoint_resumes_only_in_the_arithmetic_it_was_painted_in(tmp_path:
     # --precision auto is float32 on one machine and bfloat16 on another: the identity holds
     # what it resolved to, so a float32 run is not continued in bfloat16, while naming the
     # same arithmetic another way resumes, and a checkpoint from before it was recorded too.
-    photo = tmp_path / "photo.png"
-    Image.new("RGB", (8, 8)).save(photo)
-    path = tmp_path / "out.png.estilo-checkpoint"
-    state = {"state": {}, "param_groups": []}
-    checkpoint = Checkpoint(torch.zeros(1, 3, 8, 8), 1, state, [LossRecord(1, 0, 3, 1, 1, 1)])
+    photo, path, checkpoint = _one_step_checkpoint(tmp_path)
     made = pipeline.run_identity(resolve(precision="float32", device="cpu"), {"content": photo})
     assert made["settings"]["arithmetic"] == "float32"
     pipeline.save_checkpoint(path, checkpoint, made)
