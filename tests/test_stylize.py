@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -12,9 +14,9 @@ from estilo.core.config import resolve
 from estilo.core.inputs import RunInputs
 from estilo.core.network import NetworkCache
 from estilo.core.objective import style_layer_weights
-from estilo.core.optim import carried_state, warm_start
+from estilo.core.optim import LBFGS_GROWTH, carried_state, warm_start
 from estilo.core.records import Checkpoint, Iterate
-from estilo.core.registry import OPTIMIZERS, OptimizerInfo
+from estilo.core.registry import LBFGS_HISTORY, OPTIMIZERS, OptimizerInfo
 from estilo.core.stylize import stylize
 from estilo.core.vgg import Weights
 from estilo.errors import ConfigError
@@ -298,3 +300,48 @@ def test_a_reused_network_paints_as_a_fresh_one(
     for _ in range(2):
         reused = stylize(inputs, config, weights=weights, networks=cache)
         assert torch.equal(reused.image, fresh.image)
+
+
+def lbfgs_losses(
+    optimizer: type[torch.optim.LBFGS] | None, loss: Callable[[torch.Tensor], torch.Tensor]
+) -> list[float]:
+    """The loss at each of eight L-BFGS steps from pixels (250, 240) on the 0-255 scale,
+    clipped as the loop clips them: by estilo's builder (None) or by ``optimizer``."""
+    pixels = torch.tensor([250.0, 240.0], requires_grad=True)
+    if optimizer is None:
+        lbfgs = OPTIMIZERS["lbfgs"].load()([pixels], resolve(optimizer="lbfgs"))
+    else:
+        lbfgs = optimizer([pixels], lr=1.0, max_iter=1, history_size=LBFGS_HISTORY)
+
+    def closure() -> torch.Tensor:
+        lbfgs.zero_grad()
+        value = loss(pixels)
+        value.backward()  # type: ignore[no-untyped-call]
+        return value
+
+    losses = []
+    for _ in range(8):
+        losses.append(float(lbfgs.step(closure).detach()))
+        with torch.no_grad():
+            pixels.clamp_(0, 255)
+    return losses
+
+
+def test_lbfgs_steps_back_from_a_step_that_multiplies_the_loss() -> None:
+    """A loss nearly flat far from its minimum (128) and steep beyond a wall (under 100): the
+    second step, sized from one curvature pair, jumps past the wall, as meanstd's second step
+    at a new scale did in bfloat16. The guard shortens it; elsewhere it changes nothing."""
+
+    def walled(x: torch.Tensor) -> torch.Tensor:
+        return (torch.sqrt(1 + (x - 128) ** 2) + 10 * torch.relu(100 - x) ** 2).sum()
+
+    plain, guarded = lbfgs_losses(torch.optim.LBFGS, walled), lbfgs_losses(None, walled)
+    assert max(plain) > 100 * plain[0], plain  # the overshoot this guards against
+    growth = max(after / before for before, after in itertools.pairwise(guarded))
+    assert growth <= LBFGS_GROWTH, guarded
+    assert guarded[-1] < 0.5 * guarded[0] and guarded[-1] < plain[-1], (guarded, plain)
+
+    def bowl(x: torch.Tensor) -> torch.Tensor:
+        return ((x - 128) ** 2).sum()
+
+    assert lbfgs_losses(None, bowl) == lbfgs_losses(torch.optim.LBFGS, bowl)

@@ -119,14 +119,16 @@ OPTIMIZERS: dict[str, OptimizerInfo] = {
             buffers=2,
             raw_gradient=True,
         ),
-        # L-BFGS: 1, since its curvature estimate already scales the step.
+        # L-BFGS: 1, since its curvature estimate already scales the step. Its buffers: the
+        # curvature pairs, PyTorch's working vectors, and the point the overshoot guard keeps
+        # (optim.GuardedLBFGS).
         OptimizerInfo(
             "lbfgs",
-            "L-BFGS, no line search (Gatys et al. 2016's choice)",
+            "L-BFGS, no line search (Gatys et al. 2016's choice), overshoots shortened",
             "optim:build_lbfgs",
             default_lr=1.0,
             pixel_scale=255.0,
-            buffers=2 * LBFGS_HISTORY + 6,
+            buffers=2 * LBFGS_HISTORY + 7,
         ),
     )
 }
