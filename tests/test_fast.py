@@ -285,6 +285,8 @@ def test_an_empty_or_unreadable_photo_folder_is_one_line(
 def test_options_that_do_not_apply_to_a_network_are_refused(tmp_path: Path) -> None:
     with pytest.raises(estilo.ConfigError, match="histogram"):
         estilo.train(tmp_path / "s.png", tmp_path, tmp_path / "m.pt", preserve_colors="histogram")
+    with pytest.raises(estilo.ConfigError, match="style loss nnst holds each position"):
+        estilo.train(tmp_path / "s.png", tmp_path, tmp_path / "m.pt", style_loss="nnst")
     with pytest.raises(estilo.ConfigError, match="'iterations' does not apply to training"):
         estilo.train(tmp_path / "s.png", tmp_path, tmp_path / "m.pt", iterations=3)
     with pytest.raises(estilo.ConfigError, match="crop must be between"):

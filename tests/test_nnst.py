@@ -23,77 +23,92 @@ def random(*shape: int, seed: int = 0) -> torch.Tensor:
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
+def centred_cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(a @ b / (a.norm() * b.norm()))
+
+
 def brute_force_neighbours(queries: torch.Tensor, bank: torch.Tensor) -> list[int]:
-    """For each query column, the bank column at the smallest 1 - cos(q - μ, b - μ), μ the
-    bank's mean column, one pair at a time."""
-    centre = bank.mean(1)
+    """For each query column, the bank column at the smallest 1 - cos(q - μ_q, b - μ_b), each
+    set centred on its own mean column, one pair at a time."""
+    query_centre, bank_centre = queries.mean(1), bank.mean(1)
     found = []
     for i in range(queries.shape[1]):
-        q = queries[:, i] - centre
-        distances = [
-            float(1 - q @ (bank[:, j] - centre) / (q.norm() * (bank[:, j] - centre).norm()))
-            for j in range(bank.shape[1])
-        ]
-        found.append(min(range(len(distances)), key=distances.__getitem__))
+        q = queries[:, i] - query_centre
+        similarities = [centred_cosine(q, bank[:, j] - bank_centre) for j in range(bank.shape[1])]
+        found.append(max(range(len(similarities)), key=similarities.__getitem__))
     return found
 
 
 def nnst(
-    output: torch.Tensor, style: torch.Tensor, weights: torch.Tensor | None = None
+    output: torch.Tensor,
+    style: torch.Tensor,
+    photo: torch.Tensor,
+    weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    return losses.nnst_loss.distance(
-        losses.nnst_loss.represent(output, weights), losses.nnst_loss.target(style)
-    )
+    """The loss of ``output`` with the neighbours chosen for ``photo``'s features."""
+    statistic = losses.nnst_loss
+    assert statistic.anchor is not None
+    target = statistic.anchor(statistic.target(style), photo)
+    return statistic.distance(statistic.represent(output, weights), target)
 
 
 def test_nearest_neighbours_match_brute_force(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(losses, "NNST_CHUNK", 40)  # 2 rows per chunk: the chunks are exercised
     queries, bank = random(6, 23), random(6, 17, seed=1)
-    found = losses.nearest_neighbours(queries, *losses.nnst_bank(bank))
-    assert found.tolist() == brute_force_neighbours(queries, bank)
+    *_, chosen = losses.nnst_anchor(losses.nnst_bank(bank), queries)
+    assert chosen.tolist() == brute_force_neighbours(queries, bank)
 
 
-def test_loss_is_zero_on_style_features_and_positive_elsewhere() -> None:
-    style = random(8, 30)
-    drawn = style[:, torch.randint(0, 30, (50,), generator=torch.Generator().manual_seed(2))]
-    assert nnst(drawn, style).item() == pytest.approx(0.0, abs=1e-9)
-    assert nnst(random(8, 50, seed=3), style).item() > 0.1
+def test_loss_is_zero_on_the_chosen_style_features_and_positive_elsewhere() -> None:
+    style, photo = random(8, 30), random(8, 50, seed=2)
+    chosen = brute_force_neighbours(photo, style)
+    assert nnst(style[:, chosen], style, photo).item() == pytest.approx(0.0, abs=1e-9)
+    assert nnst(random(8, 50, seed=3), style, photo).item() > 0.1
+    # Style features, but not the ones chosen for the photo there: the targets are fixed.
+    assert nnst(style[:, chosen[::-1]], style, photo).item() > 0.1
+    # The right directions at twice the length: the cosine alone would not see it.
+    doubled = nnst(2 * style[:, chosen], style, photo).item()
+    assert doubled == pytest.approx(losses.NNST_LENGTH_WEIGHT)
 
 
-def test_loss_is_the_mean_distance_to_the_brute_force_neighbour() -> None:
-    output, style = random(5, 12, seed=4), random(5, 9, seed=5)
-    centre = style.mean(1)
+def test_loss_is_the_mean_distance_to_the_photos_neighbour() -> None:
+    """Cosine distance plus the squared relative error of the length, averaged."""
+    output, style, photo = random(5, 12, seed=4), random(5, 9, seed=5), random(5, 12, seed=11)
     expected = 0.0
-    for i, j in enumerate(brute_force_neighbours(output, style)):
-        a, b = output[:, i] - centre, style[:, j] - centre
-        expected += float(1 - a @ b / (a.norm() * b.norm())) / 12
-    assert nnst(output, style).item() == pytest.approx(expected)
+    for i, j in enumerate(brute_force_neighbours(photo, style)):
+        a, b = output[:, i], style[:, j]
+        ratio = float(a.norm() / b.norm())
+        expected += (1 - centred_cosine(a, b) + losses.NNST_LENGTH_WEIGHT * (ratio - 1) ** 2) / 12
+    assert nnst(output, style, photo).item() == pytest.approx(expected)
 
 
 def test_bank_is_capped_by_an_even_stride(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(losses, "NNST_BANK", 10)
     style = random(4, 40, seed=6)
-    assert nnst(style[:, ::4], style).item() == pytest.approx(0.0, abs=1e-9)  # kept: 0, 4, 8...
-    assert nnst(style[:, 1::4], style).item() > 0
+    directions, lengths, search = losses.nnst_bank(style)
+    kept = style[:, ::4]  # 0, 4, 8...
+    assert directions.shape == search.shape == (4, 10)
+    assert torch.allclose(directions * lengths, kept)
 
 
-def test_gradients_are_finite_even_at_the_centre() -> None:
-    style = random(6, 20, seed=7)
+def test_gradients_are_finite_even_at_zero() -> None:
+    style, photo = random(6, 20, seed=7), random(6, 15, seed=12)
     output = random(6, 15, seed=8)
-    output[:, 0] = style.mean(1)  # a zero vector once centred: its direction is undefined
+    output[:, 0] = 0  # its direction is undefined
     output.requires_grad_(True)
-    loss = nnst(output, style)
+    loss = nnst(output, style, photo)
     loss.backward()
     assert output.grad is not None and torch.isfinite(output.grad).all()
     assert output.grad.abs().sum() > 0
 
 
 def test_a_mask_weighs_the_positions() -> None:
-    style = random(5, 20, seed=9)
-    output = torch.cat([style[:, :10], random(5, 10, seed=10)], dim=1)
+    style, photo = random(5, 20, seed=9), random(5, 20, seed=13)
+    chosen = brute_force_neighbours(photo, style)
+    output = torch.cat([style[:, chosen[:10]], random(5, 10, seed=10)], dim=1)
     left = torch.cat([torch.ones(10), torch.zeros(10)]).double() / 10
-    assert nnst(output, style, left).item() == pytest.approx(0.0, abs=1e-9)
-    assert nnst(output, style, left.flip(0)).item() > 0.1
+    assert nnst(output, style, photo, left).item() == pytest.approx(0.0, abs=1e-9)
+    assert nnst(output, style, photo, left.flip(0)).item() > 0.1
 
 
 def test_objective_builds_hypercolumns_over_rotated_styles(weights: Weights) -> None:
@@ -104,10 +119,17 @@ def test_objective_builds_hypercolumns_over_rotated_styles(weights: Weights) -> 
     objective = Objective(net, RunInputs.make(content, style), config)
     (field,) = objective.style_fields(net(content))
     assert field.shape == (1, 64 + 128 + 256 + 512 + 512, 12, 16)  # the image's grid / 4
-    bank, _ = objective.style_targets[0][0]  # four rotations of a 16 x 10 grid
-    assert bank.shape == (field.shape[1], 4 * 16 * 10)
-    # The style image's own hypercolumns are in the bank: as the output, it costs nothing.
-    assert objective.style_loss(net(style)).item() == pytest.approx(0.0, abs=1e-5)
+    # Four rotations of a 16 x 10 grid.
+    directions, lengths, chosen = objective.style_targets[0][0]
+    assert directions.shape == (field.shape[1], 4 * 16 * 10)
+    # One neighbour per position of the photo, chosen once for the photo's hypercolumns.
+    assert chosen.shape == (12 * 16,) and 0 <= int(chosen.min()) <= int(chosen.max()) < 640
+    # The photo's positions painted with their neighbours cost nothing; the photo does.
+    painted = directions[:, chosen] * lengths[chosen]
+    stat = objective.statistic.represent(painted, None)
+    target = objective.style_targets[0][0]
+    assert objective.statistic.distance(stat, target).item() == pytest.approx(0, abs=1e-5)
+    assert objective.style_loss(net(content)).item() > 0.01
 
 
 def test_stylize_with_nnst_lowers_the_loss() -> None:

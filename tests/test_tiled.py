@@ -11,6 +11,7 @@ from estilo.core import memory, tiled
 from estilo.core.config import resolve
 from estilo.core.inputs import RunInputs
 from estilo.core.objective import Objective
+from estilo.core.registry import STYLE_LOSSES
 from estilo.core.stylize import stylize
 from estilo.core.tiled import TiledObjective
 from estilo.core.tiles import receptive_reach, tile_grid, tile_margin
@@ -116,7 +117,11 @@ def test_a_margin_short_of_the_receptive_field_breaks_the_gradient(
     assert relative_error(tiled_grad, grad) > 1e-2
 
 
-@pytest.mark.parametrize("style_loss", ["sliced-wasserstein", "mmd-gaussian", "nnst"])
+#: Statistics that are not sums over positions: tiled as a departure, or (anchored) refused.
+NOT_SUMS = {name: info.load() for name, info in STYLE_LOSSES.items() if info.load().moments is None}
+
+
+@pytest.mark.parametrize("style_loss", [n for n, s in NOT_SUMS.items() if s.anchor is None])
 def test_losses_that_are_not_sums_are_matched_tile_by_tile(
     weights: Weights, style_loss: str
 ) -> None:
@@ -130,8 +135,15 @@ def test_losses_that_are_not_sums_are_matched_tile_by_tile(
     assert float(torch.cosine_similarity(tiled_grad.flatten(), grad.flatten(), dim=0)) > 0.3
 
 
-def test_self_similarity_content_is_refused_in_tiles(weights: Weights) -> None:
-    config = resolve(device="cpu", content_loss="self-similarity")
+@pytest.mark.parametrize(
+    "option",
+    [{"content_loss": "self-similarity"}]
+    + [{"style_loss": n} for n, s in NOT_SUMS.items() if s.anchor is not None],
+)
+def test_losses_of_whole_image_positions_are_refused_in_tiles(
+    weights: Weights, option: dict[str, str]
+) -> None:
+    config = resolve(device="cpu", **option)
     net = VGG19Features(weights, set(config.content_layers) | set(config.style_layers))
     inputs = RunInputs.make(synthetic_content()[None], synthetic_style()[None])
     with pytest.raises(ConfigError, match="cannot be tiled: use tile = off"):

@@ -93,6 +93,9 @@ class StyleStatistic:
     ``prepare``: how the style's features become the target, when not as ``represent`` does.
     ``settle``: what ``distance`` needs of the target alone, added to it once when the target is
     made rather than at every evaluation (wasserstein's matrix square root).
+    ``anchor``: for a statistic whose target is a feature per position rather than a summary,
+    how the style's prepared target and the photo's features (C, M) of the same field make
+    that target; the objective calls it once per scale, with the content it holds.
     ``moments``: for a statistic that is a function of sums over positions, that function of
     the weighted first and second moments Σ w_k f_k (C,) and Σ w_k f_k f_kᵀ (C, C); it lets a
     tiled run (``core/tiled.py``) add the sums up tile by tile and match the whole image's
@@ -106,6 +109,7 @@ class StyleStatistic:
     prepare: Callable[[Tensor], Stat] | None = None
     moments: Callable[[Tensor, Tensor], Stat] | None = None
     settle: Callable[[Stat], Stat] | None = None
+    anchor: Callable[[Stat, Tensor], Stat] | None = None
 
     def target(self, features: Tensor) -> Stat:
         """The style's side of ``distance``, from its features (C, M)."""
@@ -318,7 +322,7 @@ def rotations(image: Tensor) -> list[Tensor]:
 
 
 #: Style positions an NNST bank keeps at most (an even stride over them): the nearest-neighbour
-#: search costs output positions x bank size x channels at every evaluation.
+#: search costs output positions x bank size x channels once per scale.
 NNST_BANK = 8192
 #: Entries of the output x bank similarity matrix computed at once: bounds its memory (64 MiB).
 NNST_CHUNK = 1 << 24
@@ -332,13 +336,12 @@ def centred_unit(features: Tensor, centre: Tensor) -> Tensor:
     return unit
 
 
-def nearest_neighbours(queries: Tensor, unit_bank: Tensor, centre: Tensor) -> Tensor:
-    """(C, M), (C, K) -> (M,): for each query column, the index of the bank column at the
-    smallest centred cosine distance 1 − cos(q − c, b − c), the bank given already centred and
-    unit. Computed NNST_CHUNK entries at a time, so memory stays bounded whatever M; no
-    gradient (the choice is a constant)."""
+def nearest_neighbours(unit_queries: Tensor, unit_bank: Tensor) -> Tensor:
+    """(C, M), (C, K) -> (M,): for each query column, the index of the bank column with the
+    largest dot product (both given unit: the smallest cosine distance). Computed NNST_CHUNK
+    entries at a time, so memory stays bounded whatever M; no gradient (the choice is a
+    constant)."""
     with torch.no_grad():
-        unit_queries = centred_unit(queries, centre)
         rows = max(1, NNST_CHUNK // unit_bank.shape[1])
         return torch.cat(
             [
@@ -353,32 +356,52 @@ def nnst_represent(features: Tensor, weights: Tensor | None) -> tuple[Tensor, Te
     return features, weights
 
 
-def nnst_bank(features: Tensor) -> tuple[Tensor, Tensor]:
-    """The style's side: at most NNST_BANK of its positions (an even stride, so memory and the
-    search stay bounded at any size; the authors sample in their final pass), centred and
-    unit, and the centre: the mean over all its positions."""
+def nnst_bank(features: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The style's side, before any photo is known: at most NNST_BANK of its positions (an even
+    stride, so memory and the search stay bounded at any size; the authors sample in their
+    final pass) as directions (unit) and lengths for the pull, and centred on the mean of all
+    its positions, then unit, for the search."""
     centre = features.mean(1)
     if features.shape[1] > NNST_BANK:
         features = features[:, :: -(-features.shape[1] // NNST_BANK)]
-    return centred_unit(features, centre), centre
+    lengths = features.norm(dim=0).clamp_min(1e-8)
+    return features / lengths, lengths, centred_unit(features, centre)
 
 
-def nnst_distance(stat: tuple[Tensor, Tensor | None], target: tuple[Tensor, Tensor]) -> Tensor:
-    """Neural Neighbor Style Transfer (Kolkin et al. 2022): every output feature is replaced by
-    its nearest style feature under the centred cosine distance, and the loss is the mean of
-    that distance to the replacement (weighted by a mask when there is one).
+def nnst_anchor(bank: tuple[Tensor, Tensor, Tensor], query: Tensor) -> tuple[Tensor, ...]:
+    """The target of each position, chosen once per scale: for each of the photo's features
+    (C, M), centred on their own mean as the bank is on its own (the official code's
+    ``pairwise_distances_cos_center``), the index of the nearest style feature; returned after
+    the bank's directions and lengths, which the pull compares with."""
+    directions, lengths, search = bank
+    return directions, lengths, nearest_neighbours(centred_unit(query, query.mean(1)), search)
 
-    The centre is the style's mean feature. Departures,
-    each to make this a loss of the output alone that L-BFGS can minimise: the official code
-    (utils/distance.py) centres each set by its own mean, the output chunk by chunk; it finds
-    the neighbours once per scale for a blend of output and content (its ``alpha``) and then
-    pulls with the uncentred cosine. Here the neighbours are found again at every evaluation
-    and the loss is the matching distance itself, i.e. mean_i min_j d(x_i, s_j): continuous,
-    zero when every output feature is a style feature, and its gradient is that of the pull
-    towards the fixed replacement (no gradient through the choice)."""
-    (output, weights), (unit_bank, centre) = stat, target
-    replaced = unit_bank[:, nearest_neighbours(output.detach(), unit_bank, centre)]
-    distances = 1 - (centred_unit(output, centre) * replaced).sum(0)
+
+#: Weight of the length term of the NNST pull, against the cosine distance's 1.
+NNST_LENGTH_WEIGHT = 1.0
+
+
+def nnst_distance(stat: tuple[Tensor, Tensor | None], target: tuple[Tensor, ...]) -> Tensor:
+    """Neural Neighbor Style Transfer (Kolkin et al. 2022): each position is pulled towards
+    the style feature that replaced the photo's feature there (:func:`nnst_anchor`); the loss
+    is the mean over positions (weighted by a mask when there is one) of the cosine distance
+    1 − cos(x_i, s_i) plus NNST_LENGTH_WEIGHT x (‖x_i‖ / ‖s_i‖ − 1)², zero when every output
+    feature is its replacement. As in the official code's ``optimize_output_im``, the targets
+    stay fixed while the picture changes (searching again at every evaluation let whole
+    regions drift onto the painting's flattest patch: docs/quality.md, twelfth run) and the
+    direction is compared by the plain cosine.
+
+    Departure: the length term. The cosine alone leaves each feature's length free, and
+    L-BFGS run to convergence lengthened them: the cat under Monet came out saturated green
+    and grainy (colour distance 6.1, grain 1.22; docs/quality.md, thirteenth run). The
+    authors' 200 small Adam steps on a Laplacian pyramid leave the lengths near the photo's,
+    and they recolour the result afterwards; pulling the length to the neighbour's keeps both
+    in place (3.5 and 0.90)."""
+    (output, weights), (directions, lengths, chosen) = stat, target
+    length = output.norm(dim=0)
+    cosine = (output / length.clamp_min(1e-8) * directions[:, chosen]).sum(0)
+    ratio = length / lengths[chosen]
+    distances: Tensor = 1 - cosine + NNST_LENGTH_WEIGHT * (ratio - 1).pow(2)
     return distances.mean() if weights is None else distances @ weights
 
 
@@ -396,5 +419,10 @@ wasserstein_loss = StyleStatistic(
 )
 sliced_wasserstein_loss = StyleStatistic(positions, sliced_wasserstein_distance)
 nnst_loss = StyleStatistic(
-    nnst_represent, nnst_distance, joint=True, views=rotations, prepare=nnst_bank
+    nnst_represent,
+    nnst_distance,
+    joint=True,
+    views=rotations,
+    prepare=nnst_bank,
+    anchor=nnst_anchor,
 )

@@ -141,6 +141,8 @@ class Objective:
         with torch.no_grad():
             self.content = self.content_targets(inputs.content)
             self.style_targets = [self.style_target(style) for style in inputs.styles]
+            if self.statistic.anchor is not None:
+                self.style_targets = self.anchored(inputs.content)
 
     def content_targets(self, content: Tensor) -> FeatureContent | SelfSimilarityContent:
         """The content term, holding the photo's features."""
@@ -168,6 +170,18 @@ class Objective:
         return [
             self.statistic.target(torch.cat([m[0].flatten(1) for m in field], dim=1))
             for field in zip(*views, strict=True)
+        ]
+
+    def anchored(self, content: Tensor) -> list[list[Stat]]:
+        """Each style's targets made per position for ``content`` (the photo, or the blend a
+        large scale holds), by the statistic's ``anchor``: NNST's neighbours, chosen once per
+        scale. The photo is a (1, 3, H, W) image of this scale's size."""
+        anchor = self.statistic.anchor
+        assert anchor is not None
+        fields = [field[0].flatten(1) for field in self.style_fields(self.net(content))]
+        return [
+            [anchor(target, field) for target, field in zip(targets, fields, strict=True)]
+            for targets in self.style_targets
         ]
 
     def style_loss(self, feats: dict[str, Tensor]) -> Tensor:

@@ -12,12 +12,13 @@ gradient. The terms split in two kinds:
   and differentiated with respect to them. The second pass backpropagates, tile by tile,
   ⟨∂loss/∂moments, the tile's share of the moments⟩ plus its content and smoothness terms. The
   gradient is the untiled one, to rounding: exact, at the price of one more forward pass.
-* Statistics that are not sums (sliced-wasserstein, mmd-gaussian, nnst). Departure: each tile's
+* Statistics that are not sums (sliced-wasserstein, mmd-gaussian). Departure: each tile's
   features are matched to the whole style's target on their own, weighted by the tile's share
   of the image (of the mask); positions are not compared across tiles. The style target is
   still the whole style's, built from all its tiles' features, which are held at once.
 
 The coarse scales of the pyramid run untiled (``stylize``), so the composition stays global.
+nnst, whose target is a style feature per position of the whole photo, is refused here.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from .config import StyleConfig
 from .inputs import RunInputs
 from .losses import Stat
 from .objective import FeatureContent, Objective, mask_weights
+from .registry import STYLE_LOSSES, lookup
 from .tiles import Tile, in_tiles, layer_stride, tile_grid, tile_margin
 from .vgg import VGG19Features
 
@@ -53,6 +55,11 @@ class TiledObjective(Objective):
             raise ConfigError(
                 f"content loss {config.content_loss} compares positions across the whole image "
                 "and cannot be tiled: use tile = off (and a size that fits)"
+            )
+        if lookup(STYLE_LOSSES, config.style_loss, "style loss").load().anchor is not None:
+            raise ConfigError(
+                f"style loss {config.style_loss} chooses a style feature for every position of "
+                "the whole photo and cannot be tiled: use tile = off (and a size that fits)"
             )
         self.tile = tile
         self.margin, self.align = tile_margin([*config.content_layers, *config.style_layers])

@@ -31,6 +31,7 @@ from ..core.config import (
     resolve_training,
     training_objective,
 )
+from ..core.registry import STYLE_LOSSES, lookup
 from ..errors import ConfigError, ImageError
 from ..files import read_regular
 from ..image import color
@@ -153,6 +154,11 @@ def split_options(
         raise ConfigError(
             "preserve_colors histogram recolours the style to each photo, but a network is "
             "trained for one style: use luminance"
+        )
+    if lookup(STYLE_LOSSES, config.style_loss, "style loss").load().anchor is not None:
+        raise ConfigError(
+            f"style loss {config.style_loss} holds each position of one photo to its own style "
+            "feature, but a network is trained on many photos: use another style loss"
         )
     base = (training or TrainConfig()).to_dict()
     return config, resolve_training(**{**base, **train_options})
