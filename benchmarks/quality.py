@@ -113,6 +113,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # meanstd at three quarters of the weight: with L-BFGS's overshoot guard it beat pastiche on
     # seven pairs by the rule but left three photos under the 0.5 floor (thirteenth run).
     "meanstd-0.03": {"style_loss": "meanstd", "style_weight": 0.03},
+    # meanstd in float32: with the guard, is its bfloat16 picture within item 2's 3% again?
+    "meanstd-float32": {"style_loss": "meanstd", "precision": "float32"},
     **{f"loss:{name}": {"style_loss": name} for name in STYLE_LOSSES},
 }
 #: Painted at twice the picture's size, coarse to fine from its own size (256, 362 and 512 px
