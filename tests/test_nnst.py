@@ -119,15 +119,14 @@ def test_objective_builds_hypercolumns_over_rotated_styles(weights: Weights) -> 
     objective = Objective(net, RunInputs.make(content, style), config)
     (field,) = objective.style_fields(net(content))
     assert field.shape == (1, 64 + 128 + 256 + 512 + 512, 12, 16)  # the image's grid / 4
-    # Four rotations of a 16 x 10 grid.
-    directions, lengths, chosen = objective.style_targets[0][0]
+    target = objective.style_targets[0][0]
+    directions, lengths, chosen = target  # the bank: four rotations of a 16 x 10 grid
     assert directions.shape == (field.shape[1], 4 * 16 * 10)
     # One neighbour per position of the photo, chosen once for the photo's hypercolumns.
     assert chosen.shape == (12 * 16,) and 0 <= int(chosen.min()) <= int(chosen.max()) < 640
     # The photo's positions painted with their neighbours cost nothing; the photo does.
     painted = directions[:, chosen] * lengths[chosen]
     stat = objective.statistic.represent(painted, None)
-    target = objective.style_targets[0][0]
     assert objective.statistic.distance(stat, target).item() == pytest.approx(0, abs=1e-5)
     assert objective.style_loss(net(content)).item() > 0.01
 

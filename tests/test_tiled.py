@@ -118,7 +118,8 @@ def test_a_margin_short_of_the_receptive_field_breaks_the_gradient(
 
 
 #: Statistics that are not sums over positions: tiled as a departure, or (anchored) refused.
-NOT_SUMS = {name: info.load() for name, info in STYLE_LOSSES.items() if info.load().moments is None}
+STATISTICS = {name: info.load() for name, info in STYLE_LOSSES.items()}
+NOT_SUMS = {name: s for name, s in STATISTICS.items() if s.moments is None}
 
 
 @pytest.mark.parametrize("style_loss", [n for n, s in NOT_SUMS.items() if s.anchor is None])

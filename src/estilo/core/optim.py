@@ -59,9 +59,11 @@ def shrink(loss: float, state: dict[str, Any]) -> float:
     interpolation, §3.5), kept within [0.1, 0.5]; 0.1 when ``loss`` is not a number."""
     length, before = float(state["t"]), state["prev_loss"]
     slope = float(state["prev_flat_grad"].dot(state["d"]))  # < 0: d is a descent direction
+    if not math.isfinite(loss):
+        return 0.1
     curvature = loss - before - slope * length
-    if not math.isfinite(loss) or curvature <= 0:
-        return 0.1 if not math.isfinite(loss) else 0.5
+    if curvature <= 0:  # no parabola with a minimum ahead: halve
+        return 0.5
     return float(min(0.5, max(0.1, -slope * length / (2 * curvature))))
 
 
@@ -94,9 +96,10 @@ class GuardedLBFGS(torch.optim.LBFGS):
             loss = closure()
             if self.origin and "d" in state:
                 for _ in range(LBFGS_SHORTENINGS):
-                    if float(loss.detach()) <= LBFGS_GROWTH * state["prev_loss"]:  # False for NaN
+                    value = float(loss.detach())
+                    if value <= LBFGS_GROWTH * state["prev_loss"]:  # False for NaN
                         break
-                    state["t"] = state["t"] * shrink(float(loss.detach()), state)
+                    state["t"] = state["t"] * shrink(value, state)
                     self._move(params, float(state["t"]), state["d"])
                     loss = closure()
             if not self.origin:
