@@ -115,6 +115,16 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "meanstd-0.03": {"style_loss": "meanstd", "style_weight": 0.03},
     # meanstd in float32: with the guard, is its bfloat16 picture within item 2's 3% again?
     "meanstd-float32": {"style_loss": "meanstd", "precision": "float32"},
+    # The layout term (fourteenth run): meanstd, which beat pastiche's style on seven pairs but
+    # lost the astronaut's face into the background's shade, with the photo's coarse light and
+    # shade held; in float32 for item 2; and the same term under the default loss.
+    "meanstd-layout": {"style_loss": "meanstd", "layout_weight": 2e7},
+    "meanstd-layout-float32": {
+        "style_loss": "meanstd",
+        "layout_weight": 2e7,
+        "precision": "float32",
+    },
+    "layout": {"layout_weight": 2e7},
     **{f"loss:{name}": {"style_loss": name} for name in STYLE_LOSSES},
 }
 #: Painted at twice the picture's size, coarse to fine from its own size (256, 362 and 512 px

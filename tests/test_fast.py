@@ -360,5 +360,5 @@ def test_a_config_made_for_the_optimiser_gets_a_notice_when_training() -> None:
     # Training's own config, or the fields given on purpose: nothing to say.
     assert optimiser_balance(estilo.training_objective(), {}) == []
     assert optimiser_balance(estilo.resolve(), dict.fromkeys(TRAINING_DEFAULTS)) == []
-    chosen = estilo.resolve(style_weight=0.01, style_loss="meanstd")
+    chosen = estilo.resolve(style_weight=0.01, style_loss="wasserstein", layout_weight=1e7)
     assert optimiser_balance(chosen, {}) == []

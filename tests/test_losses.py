@@ -8,7 +8,15 @@ import pytest
 import torch
 
 from estilo.core import losses
-from estilo.core.losses import StyleStatistic, content_loss, tv_loss, weighted_gram
+from estilo.core.losses import (
+    LAYOUT_GRID,
+    StyleStatistic,
+    coarse_luma,
+    content_loss,
+    layout_loss,
+    tv_loss,
+    weighted_gram,
+)
 from estilo.core.registry import STYLE_LOSSES
 
 
@@ -149,6 +157,44 @@ def test_content_loss_matches_reference() -> None:
     x, y = torch.randn(1, 3, 4, 4), torch.randn(1, 3, 4, 4)
     expected = sum(float(a - b) ** 2 for a, b in zip(x.flatten(), y.flatten(), strict=True)) / 48
     assert content_loss(x, y).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_the_layout_term_holds_light_and_shade_not_texture() -> None:
+    photo = torch.rand(1, 3, 512, 384, generator=torch.Generator().manual_seed(1)) * 0.8
+    target = coarse_luma(photo)
+    # At most LAYOUT_GRID px along the longer side; a smaller picture keeps its pixels.
+    assert target.shape == (1, 1, LAYOUT_GRID, 192)
+    assert coarse_luma(torch.full((1, 3, 8, 4), 0.5)).shape == (1, 1, 8, 4)
+    # The left half 0.1 lighter than the right, against the photo: its luma 0.05 above the
+    # picture's overall tone and the right's 0.05 below (the luma weights sum to 1), except
+    # where the blur straddles the seam.
+    lighter = photo + 0.1 * (torch.arange(384) < 192).float()
+    assert layout_loss(lighter, target).item() == pytest.approx(0.05**2, rel=0.05)
+    # The overall tone is the style's: every pixel 0.1 darker is free.
+    assert layout_loss(photo - 0.1, target).item() < 1e-8
+    # A pixel checkerboard is texture, not layout: free.
+    rows, cols = torch.arange(512).view(-1, 1), torch.arange(384).view(1, -1)
+    checker = 0.1 * (1 - 2 * ((rows + cols) % 2)).float()
+    assert layout_loss(photo + checker, target).item() < 1e-8
+    # With a mask, only where the style applies is the tone free; elsewhere the photo's holds.
+    top = (torch.arange(256) < 128).float().view(1, 1, 256, 1).expand(1, 1, 256, 192)
+    upper = (torch.arange(512) < 256).float().view(-1, 1)
+    darker_above = layout_loss(photo - 0.1 * upper, target, top).item()
+    darker_below = layout_loss(photo - 0.1 * (1 - upper), target, top).item()
+    assert darker_below == pytest.approx(0.1**2 / 2, rel=0.05)
+    assert darker_above < 0.01 * darker_below  # all but where the blur straddles the seam
+    # Colour that keeps the luma is free too: red traded for its luma's worth of green.
+    swapped = photo + torch.tensor([0.0587, -0.0299, 0.0]).view(1, 3, 1, 1)
+    assert layout_loss(swapped, target).item() < 1e-8
+    # Smooth filters only: the pull towards the photo has no grid in it. Against a picture
+    # lightening steadily from left to right it rises steadily too (area cells, which this
+    # replaced, pulled every pixel of a 4 px cell alike, in steps).
+    ramp = photo + 0.1 * torch.linspace(0, 1, 384)
+    picture = ramp.clone().requires_grad_(True)
+    layout_loss(picture, target).backward()  # type: ignore[no-untyped-call]
+    assert picture.grad is not None
+    steps = picture.grad[0, 0, 256, 20:-20].diff()
+    assert float(steps.min()) > 0 and float(steps.max()) < 3 * float(steps.median())
 
 
 def test_tv_loss_matches_reference() -> None:

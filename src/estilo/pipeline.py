@@ -506,7 +506,11 @@ def write_history(path: Path, history: list[LossRecord]) -> None:
 #: before it existed was painted: such a checkpoint resumes when the run asks for that value.
 #: None: what it was is not known (``arithmetic``: ``auto`` chose by machine and version), so a
 #: checkpoint without it resumes as it did before it was recorded.
-SETTINGS_BEFORE: dict[str, str | None] = {"refine_hold": repr(0.0), "arithmetic": None}
+SETTINGS_BEFORE: dict[str, str | None] = {
+    "refine_hold": repr(0.0),
+    "arithmetic": None,
+    "layout_weight": repr(0.0),
+}
 
 
 def run_identity(

@@ -32,7 +32,7 @@ def compute_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     independent style distance within 3% of float32's (one pair 4.6% nearer the painting),
     the same grain, and no speckle at 1:1 or 3x (docs/quality.md, eleventh run). That CPU
     default was float32 from 2026-11-28 until then: with the single-scale Gram default of the
-    time, bfloat16 lost one photo's layout (coarse SSIM 0.36 against 0.51), while today's
+    time, bfloat16 lost one photo's layout (coarse SSIM 0.36 against 0.51), while the eleventh run's
     default (smoothness term, wasserstein, coarse to fine) keeps it (0.617 against 0.614). On an
     H200, 1.2-1.3x faster (1.3-1.5x with TF32 products), distances within float32's run-to-run
     spread. A trained network's one forward pass: 2.3x faster on that CPU, the picture within

@@ -21,11 +21,13 @@ current image vs. target). Blends of several styles sum their distances with the
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -68,6 +70,67 @@ def tv_loss(image: Tensor) -> Tensor:
     dy = image[..., 1:, :] - image[..., :-1, :]
     dx = image[..., :, 1:] - image[..., :, :-1]
     return dy.pow(2).mean() + dx.pow(2).mean()
+
+
+#: The layout term looks at the luma brought to at most this many pixels along the picture's
+#: longer side (antialiased), then blurred by a Gaussian of σ = LAYOUT_BLUR of the longer side:
+#: 1 px at 256 px, 4 px at 1024 px, so every size holds the same layout. Smooth filters only:
+#: averaging over cells (the first version) made its gradient constant over each cell and
+#: printed the grid into the picture, a 4 px pattern at 256 px (docs/quality.md).
+LAYOUT_GRID = 256
+LAYOUT_BLUR = 1 / 256
+#: Luma weights (ITU-R BT.601), as estilo.image.color and the yardstick use.
+LUMA = (0.299, 0.587, 0.114)
+
+
+def gaussian_blur(image: Tensor, sigma: float) -> Tensor:
+    """(B, C, H, W) blurred by a separable Gaussian of ``sigma`` px (reflected at the edges;
+    radius 3σ, capped so the reflection fits)."""
+    height, width = image.shape[-2:]
+    radius = min(math.ceil(3 * sigma), height - 1, width - 1)
+    if radius < 1:
+        return image
+    offsets = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
+    kernel = torch.exp(-(offsets**2) / (2 * sigma**2))
+    kernel = kernel / kernel.sum()
+    channels = image.shape[1]
+    padded = F.pad(image, (radius, radius, radius, radius), mode="reflect")
+    rows = F.conv2d(padded, kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
+    return F.conv2d(rows, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
+
+
+def coarse_luma(image: Tensor) -> Tensor:
+    """(B, 3, H, W) -> (B, 1, h, w): the luma at most LAYOUT_GRID px along the longer side,
+    blurred by σ = LAYOUT_BLUR of that side: where the picture is light and dark at the scale
+    of its objects."""
+    weights = torch.tensor(LUMA, dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
+    luma = (image * weights).sum(dim=1, keepdim=True)
+    height, width = image.shape[-2:]
+    factor = min(1.0, LAYOUT_GRID / max(height, width))
+    if factor < 1:
+        grid = (max(1, round(height * factor)), max(1, round(width * factor)))
+        luma = F.interpolate(luma, size=grid, mode="bilinear", antialias=True, align_corners=False)
+    return gaussian_blur(luma, LAYOUT_BLUR * max(luma.shape[-2:]))
+
+
+def layout_loss(image: Tensor, target: Tensor, where: Tensor | None = None) -> Tensor:
+    """Mean squared difference between ``image``'s :func:`coarse_luma` and ``target`` (the
+    photo's), less the best single shift of tone where the style applies (``where``: weights
+    on the target's grid, None: everywhere): the term holds where the picture is lighter and
+    where darker, at the scale of its objects, and leaves the overall tone of the styled part
+    to the style (a painting may be darker than the photo), as it leaves texture, strokes and
+    colour at a given lightness. Where no style applies the photo's own tone is held.
+    Departure from Gatys et al.: their content term holds VGG features, which a strong style
+    statistic can repaint (meanstd moved the astronaut's face into the background's shade,
+    docs/quality.md)."""
+    difference = coarse_luma(image) - target
+    if where is None:
+        return (difference - difference.mean(dim=(-2, -1), keepdim=True)).pow(2).mean()
+    # The shift c minimising mean((d - c w)²): c = Σ d w / Σ w².
+    shift = (difference * where).sum(dim=(-2, -1), keepdim=True) / where.pow(2).sum().clamp_min(
+        1e-12
+    )
+    return (difference - shift * where).pow(2).mean()
 
 
 Stat = Any  # a representation: a tensor or a tuple of tensors

@@ -19,7 +19,9 @@ from .losses import (
     SELF_SIMILARITY_SAMPLES,
     Stat,
     StyleStatistic,
+    coarse_luma,
     content_loss,
+    layout_loss,
     self_similarity,
     self_similarity_loss,
     tv_loss,
@@ -80,6 +82,16 @@ def mask_weights(mask: Tensor | None, size: tuple[int, int]) -> Tensor | None:
     return weights / total if total > 0 else weights
 
 
+def styled_area(masks: Sequence[Tensor | None], grid: Tensor | None) -> Tensor | None:
+    """Where any style applies, on the layout term's grid (``grid``'s size): the largest of
+    the styles' masks there, or None when a style applies everywhere (or there is no term)."""
+    if grid is None or any(mask is None for mask in masks):
+        return None
+    union = torch.stack([mask for mask in masks if mask is not None]).amax(dim=0)
+    size = (grid.shape[-2], grid.shape[-1])
+    return F.interpolate(union, size=size, mode="bilinear", antialias=True, align_corners=False)
+
+
 class FeatureContent:
     """Gatys et al.'s content term: the features' mean squared error, averaged over layers."""
 
@@ -120,6 +132,9 @@ class SelfSimilarityContent:
 class Objective:
     """Weighted content + style + TV loss of an image against fixed targets.
 
+    The content part includes the layout term (``config.layout_weight`` x :func:`layout_loss`
+    against the content image's coarse luma) when its weight is not 0.
+
     Several styles are blended by summing their distances with weights that sum to 1. For
     gram, mmd-*, and meanstd this has the same gradient as matching the weighted average of the
     statistics; with masks each style is matched only where its mask is (guided statistics,
@@ -140,6 +155,8 @@ class Objective:
         self.content_term = content_info.load()
         with torch.no_grad():
             self.content = self.content_targets(inputs.content)
+            self.layout = coarse_luma(inputs.content) if config.layout_weight else None
+            self.styled = styled_area(inputs.masks, self.layout)
             self.style_targets = [self.style_target(style) for style in inputs.styles]
             if self.statistic.anchor is not None:
                 self.style_targets = self.anchored(inputs.content)
@@ -212,6 +229,7 @@ class Objective:
         feats = self.net(images)
         with torch.no_grad():
             targets = self.content_features(photos)
+            layout = coarse_luma(photos) if self.layout is not None else None
         contents, styles = [], []
         for i in range(images.shape[0]):
             one = {name: f[i : i + 1] for name, f in feats.items()}
@@ -219,10 +237,16 @@ class Objective:
             contents.append(term(one))
             styles.append(self.style_loss(one))
         return self._total(
-            self.content_weight * torch.stack(contents).mean(),
+            self.content_weight * torch.stack(contents).mean() + self.layout_term(images, layout),
             self.style_weight * torch.stack(styles).mean(),
             images,
         )
+
+    def layout_term(self, image: Tensor, target: Tensor | None) -> Tensor:
+        """The weighted layout term of ``image`` against ``target`` (0 without one)."""
+        if target is None:
+            return image.new_zeros(())
+        return self.config.layout_weight * layout_loss(image, target, self.styled)
 
     def _total(
         self, content: Tensor, style: Tensor, image: Tensor
@@ -235,7 +259,7 @@ class Objective:
         """Total loss and its weighted parts ``content``, ``style``, ``tv``."""
         feats = self.net(image)
         total, parts = self._total(
-            self.content_weight * self.content(feats),
+            self.content_weight * self.content(feats) + self.layout_term(image, self.layout),
             self.style_weight * self.style_loss(feats),
             image,
         )

@@ -267,18 +267,21 @@ class TiledObjective(Objective):
                     gradient[(..., *tile.pixels())] += window.grad
             content, tv = content + parts[0].detach(), tv + parts[1].detach()
             style = style + parts[2].detach()
-        terms = {"content": content, "style": style, "tv": tv}
-        total = content + style + tv
-        if self.pixel is not None:  # video's temporal term is per pixel: cheap on the whole image
+        # The layout term and video's temporal term are per pixel: cheap on the whole image.
+        # The temporal term joins the total, not a reported part (as in Objective.__call__).
+        temporal = zero
+        if self.layout is not None or self.pixel is not None:
             whole = image.detach().requires_grad_(backward)
             with torch.set_grad_enabled(backward):
-                pixel = self.pixel(whole)
+                layout = self.layout_term(whole, self.layout)
+                pixel = self.pixel(whole) if self.pixel is not None else zero
             if backward:
-                pixel.backward()  # type: ignore[no-untyped-call]
+                (layout + pixel).backward()  # type: ignore[no-untyped-call]
                 assert whole.grad is not None
                 gradient += whole.grad
-            total = total + pixel.detach()
-        return total, terms, gradient
+            content, temporal = content + layout.detach(), pixel.detach()
+        terms = {"content": content, "style": style, "tv": tv}
+        return content + style + tv + temporal, terms, gradient
 
     def __call__(self, image: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """Total loss and its weighted parts, without gradients."""
