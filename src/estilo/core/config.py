@@ -165,7 +165,7 @@ class StyleConfig:
     # Departure from the paper (whose Gram matrices --preset paper keeps): each layer's channel
     # means and deviations, with the layout term. On the eight pairs of docs/quality.md
     # (fourteenth run) it came nearer the painting than wasserstein (the default before, means
-    # and covariances) on 6 by the independent style distance, kept more of the photo on 6 and
+    # and covariances) on 6 by the independent style distance, kept more of the photo on 5 and
     # beat pastiche's 1000-step picture on 5 (wasserstein: 3), every photo kept.
     style_loss: str = _opt("meanstd", "style representation", "style", choices=tuple(STYLE_LOSSES))
     content_loss: str = _opt(
