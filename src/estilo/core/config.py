@@ -357,8 +357,8 @@ TRAINING_FIELDS = (
 #: every photo with one set of weights, so at the optimiser's style weight it learns the
 #: painting's texture and loses the photo (coarse SSIM 0.17-0.21 on held-aside photos, against the
 #: optimiser's 0.72); at 0.003 it keeps the layout (0.65) at the same independent style
-#: distance (BENCHMARKS.md, fast mode). Training keeps the Gram loss: its balance and the
-#: shipped network were measured with it, and a network has no iterations to save.
+#: distance (BENCHMARKS.md, fast mode). Training keeps the Gram loss and no layout term: its
+#: balance and the shipped network were measured so, and a network has no iterations to save.
 TRAINING_DEFAULTS: dict[str, Any] = {
     "style_weight": 0.003,
     "style_loss": "gram",
